@@ -1,0 +1,295 @@
+"""What the sync and async hubs share: backend resolution and the guarded call.
+
+Every backend call goes through :meth:`Runtime.call` (or ``acall``): the rate limiter, the
+retry policy, structured logs bound to the call, and the observer hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+import tenacity
+
+from .backends import (
+    AsyncChatBackend,
+    AsyncTrainer,
+    AsyncVisionBackend,
+    BackendContext,
+    ChatBackend,
+    SentimentAnalyzer,
+    Store,
+    Trainer,
+    VisionBackend,
+)
+from .config import Settings
+from .errors import BackendNotFoundError, ConfigError, PluginBlockedError, PluginError
+from .logs import get_logger
+from .plugins import Plugins
+from .registry import BackendSpec
+from .resilience import RateLimiter, RetryPolicy
+from .types import CallFailure, Capability, Exchange, Usage
+
+T = TypeVar("T")
+
+
+PROTOCOLS: dict[Capability, type[Any]] = {
+    Capability.CHAT: ChatBackend,
+    Capability.VISION: VisionBackend,
+    Capability.SENTIMENT: SentimentAnalyzer,
+    Capability.STORAGE: Store,
+    Capability.TRAINING: Trainer,
+}
+ASYNC_PROTOCOLS: dict[Capability, type[Any]] = {
+    Capability.CHAT: AsyncChatBackend,
+    Capability.VISION: AsyncVisionBackend,
+    Capability.TRAINING: AsyncTrainer,
+}
+
+
+@attrs.frozen
+class Call:
+    """One backend call, as logs and observers see it."""
+
+    capability: Capability
+    backend: str
+    operation: str
+    model: str | None = None
+    dialogue_id: str | None = None
+    tokens: int = 0
+    idempotent: bool = True
+
+
+@attrs.define
+class Runtime:
+    settings: Settings
+    plugins: Plugins
+    sleep: Callable[[float], None] = time.sleep
+    asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    env: Mapping[str, str] = attrs.field(factory=lambda: os.environ)
+    policy: RetryPolicy = attrs.field(init=False)
+    _backends: dict[str, object] = attrs.field(init=False, factory=dict)
+    _async: dict[tuple[str, Capability], bool] = attrs.field(init=False, factory=dict)
+    _limiters: dict[str, RateLimiter | None] = attrs.field(init=False, factory=dict)
+    _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
+
+    def __attrs_post_init__(self) -> None:
+        self.policy = RetryPolicy.from_settings(self.settings.retry)
+        self.plugins.configure(self.settings)
+        for name, error in self.plugins.failures.items():
+            get_logger().warning(
+                "plugin_unavailable", plugin=name, error=str(error.__cause__ or error)
+            )
+
+    # --- backends ----------------------------------------------------------------------------
+
+    def spec(self, capability: Capability, name: str | None = None) -> BackendSpec:
+        """The backend that serves ``capability`` (``name``, else config, else the default)."""
+        name = name or self.settings.capabilities.get(capability)
+        try:
+            return self.plugins.registry.select(capability, name)
+        except BackendNotFoundError as exc:
+            if name is not None and name in self.plugins.blocked:
+                raise PluginBlockedError(
+                    f"backend {name!r} is not available because the plugin is blocked",
+                    plugin=name,
+                    hint="remove it from MODELPORT_DISABLE_PLUGINS / [plugins] disable",
+                ) from None
+            if self.plugins.failures:
+                failed = "; ".join(str(e) for e in self.plugins.failures.values())
+                exc.message = f"{exc.message} (plugins that failed to load: {failed})"
+            raise
+
+    def available(self, capability: Capability) -> bool:
+        """Whether some backend serves ``capability`` (configured or by default)."""
+        if self.settings.capabilities.get(capability) is not None:
+            return True
+        return bool(self.plugins.registry.offering(capability))
+
+    def backend(self, capability: Capability, name: str | None = None) -> tuple[str, Any]:
+        """The backend object for ``capability``, built once per hub; with its name."""
+        spec = self.spec(capability, name)
+        with self._lock:
+            backend = self._backends.get(spec.name)
+            if backend is None:
+                backend = self._build(spec)
+                self._backends[spec.name] = backend
+        if not isinstance(backend, PROTOCOLS[capability]):
+            missing = [
+                m for m in _protocol_methods(PROTOCOLS[capability]) if not hasattr(backend, m)
+            ]
+            raise PluginError(
+                f"backend {spec.name!r} claims {capability.value} but lacks {', '.join(missing)}",
+                plugin=spec.plugin,
+            )
+        return spec.name, backend
+
+    def has_async(self, name: str, capability: Capability, backend: object) -> bool:
+        key = (name, capability)
+        if key not in self._async:
+            proto = ASYNC_PROTOCOLS.get(capability)
+            self._async[key] = proto is not None and isinstance(backend, proto)
+        return self._async[key]
+
+    def _build(self, spec: BackendSpec) -> object:
+        if spec.settings is not None:
+            settings = self.settings.backend_settings(spec.name, spec.settings)
+        elif section := self.settings.backends.get(spec.name):
+            raise ConfigError(
+                f"backend {spec.name!r} takes no settings, found {', '.join(map(repr, section))}",
+                path=self.settings.path,
+                key=f"backends.{spec.name}",
+                hint="remove the section",
+            )
+        else:
+            settings = None
+        context = BackendContext(name=spec.name, settings=settings, env=self.env)
+        return spec.factory(context)
+
+    def backends(self) -> list[object]:
+        with self._lock:
+            return list(self._backends.values())
+
+    def limiter(self, name: str) -> RateLimiter | None:
+        try:
+            return self._limiters[name]
+        except KeyError:
+            limits = self.settings.limits.get(name)
+            limiter = RateLimiter.from_settings(limits) if limits else None
+            return self._limiters.setdefault(name, limiter)
+
+    # --- guarded calls -----------------------------------------------------------------------
+
+    def _failed(
+        self, call: Call, exc: Exception, attempt: int, will_retry: bool | None = None
+    ) -> None:
+        if self.plugins.has_observers("modelport_on_error"):
+            if will_retry is None:
+                will_retry = self.policy.will_retry(exc, attempt, idempotent=call.idempotent)
+            failure = CallFailure(
+                capability=call.capability,
+                backend=call.backend,
+                operation=call.operation,
+                error=exc,
+                attempt=attempt,
+                will_retry=will_retry,
+                model=call.model,
+                dialogue_id=call.dialogue_id,
+            )
+            self.plugins.notify("modelport_on_error", failure=failure)
+
+    def succeeded(
+        self, call: Call, request: Any, result: Any, started: float, attempts: int
+    ) -> None:
+        limiter = self.limiter(call.backend)
+        usage: Usage | None = getattr(result, "usage", None)
+        if limiter is not None and isinstance(usage, Usage):
+            limiter.settle(call.tokens, usage.total_tokens)
+        if self.plugins.has_observers("modelport_on_exchange"):
+            exchange = Exchange(
+                capability=call.capability,
+                backend=call.backend,
+                operation=call.operation,
+                request=request,
+                result=result,
+                duration_s=time.perf_counter() - started,
+                attempts=attempts,
+                model=getattr(result, "model", None) or call.model,
+                usage=usage if isinstance(usage, Usage) else None,
+                dialogue_id=call.dialogue_id,
+            )
+            self.plugins.notify("modelport_on_exchange", exchange=exchange)
+
+    def _before_sleep(self, call: Call) -> Callable[[tenacity.RetryCallState], None]:
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            get_logger().warning(
+                "retrying",
+                backend=call.backend,
+                operation=call.operation,
+                model=call.model,
+                dialogue=call.dialogue_id,
+                attempt=state.attempt_number,
+                sleep_s=round(state.upcoming_sleep, 3),
+                error=type(exc).__name__,
+                status=getattr(exc, "status", None),
+            )
+
+        return before_sleep
+
+    def call(
+        self, call: Call, fn: Callable[[], T], *, request: Any = None, observe: bool = True
+    ) -> tuple[T, int]:
+        """Run ``fn`` under the limiter and the retry policy; return its result and the
+        number of attempts it took."""
+        limiter = self.limiter(call.backend)
+        attempts = 0
+        started = time.perf_counter()
+
+        def attempt() -> T:
+            nonlocal attempts
+            attempts += 1
+            if limiter is not None:
+                limiter.acquire(call.tokens, sleep=self.sleep)
+            try:
+                return fn()
+            except Exception as exc:
+                self._failed(call, exc, attempts)
+                raise
+
+        retrying = self.policy.retrying(
+            sleep=self.sleep, idempotent=call.idempotent, before_sleep=self._before_sleep(call)
+        )
+        result = retrying(attempt)
+        if observe:
+            self.succeeded(call, request, result, started, attempts)
+        return result, attempts
+
+    async def acall(
+        self,
+        call: Call,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        request: Any = None,
+        observe: bool = True,
+    ) -> tuple[T, int]:
+        """The asyncio twin of :meth:`call`."""
+        limiter = self.limiter(call.backend)
+        attempts = 0
+        started = time.perf_counter()
+
+        async def attempt() -> T:
+            nonlocal attempts
+            attempts += 1
+            if limiter is not None:
+                await limiter.aacquire(call.tokens, sleep=self.asleep)
+            try:
+                return await fn()
+            except Exception as exc:
+                self._failed(call, exc, attempts)
+                raise
+
+        retrying = self.policy.async_retrying(
+            sleep=self.asleep, idempotent=call.idempotent, before_sleep=self._before_sleep(call)
+        )
+        result: T = await retrying(attempt)
+        if observe:
+            self.succeeded(call, request, result, started, attempts)
+        return result, attempts
+
+    def failed_after_start(self, call: Call, exc: Exception, attempt: int) -> None:
+        """Report a failure that cannot be retried (a stream broken after its first delta)."""
+        self._failed(call, exc, attempt, will_retry=False)
+
+
+def _protocol_methods(protocol: type[Any]) -> list[str]:
+    return sorted(
+        name
+        for name in vars(protocol)
+        if not name.startswith("_") and callable(getattr(protocol, name))
+    )

@@ -1,0 +1,458 @@
+"""The asyncio twin of :class:`modelport.Hub`: the same methods, awaited.
+
+Backends that implement the optional ``Async*`` protocols are awaited directly; sync-only
+backends, stores and sentiment analyzers run in worker threads, so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+
+import attrs
+
+from ._runtime import Call
+from .errors import RecordNotFoundError, WaitTimeoutError
+from .hub import (
+    _END,
+    DatasetSource,
+    ImageSource,
+    _assemble,
+    _base_model,
+    _close,
+    _dataset,
+    _HubBase,
+    _new_record,
+    _prepare_turn,
+    _Turn,
+    _vision_request,
+)
+from .training import dataset_from_dialogues
+from .types import (
+    Answer,
+    Capability,
+    ChatOptions,
+    Dialogue,
+    JobEvent,
+    JobRecord,
+    JobSpec,
+    Message,
+    ModelInfo,
+    Page,
+    Reply,
+    Sentiment,
+    SentimentLabel,
+    StreamDelta,
+    TrainingJob,
+    utcnow,
+)
+
+__all__ = ["AsyncHub", "AsyncReplyStream"]
+
+T = TypeVar("T")
+
+
+class AsyncHub(_HubBase):
+    """The asyncio hub. Use ``async with``, or await :meth:`aclose`.
+
+    Takes the same arguments as :class:`modelport.Hub` (``asleep`` replaces ``sleep`` for
+    retries and the rate limiter).
+    """
+
+    async def __aenter__(self) -> AsyncHub:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every backend that was opened (``aclose()`` or ``close()``)."""
+        for backend in self._rt.backends():
+            aclose = getattr(backend, "aclose", None)
+            if callable(aclose):
+                await aclose()
+            close = getattr(backend, "close", None)
+            if callable(close):
+                close()
+
+    async def _run(self, call: Call, fn: Callable[[], Awaitable[T]], request: Any = None) -> T:
+        return (await self._rt.acall(call, fn, request=request))[0]
+
+    async def _thread(self, call: Call, fn: Callable[[], T], request: Any = None) -> T:
+        return await self._run(call, partial(asyncio.to_thread, fn), request)
+
+    def _store(self) -> tuple[str, Any]:
+        return self._rt.backend(Capability.STORAGE)
+
+    async def _by_protocol(
+        self, call: Call, backend: Any, sync_name: str, *args: Any, request: Any = None
+    ) -> Any:
+        """Await the backend's ``a<name>`` when it has the async protocol, else thread it."""
+        if self._rt.has_async(call.backend, call.capability, backend):
+            method = getattr(backend, "a" + sync_name)
+            return await self._run(call, lambda: method(*args), request)
+        return await self._thread(call, partial(getattr(backend, sync_name), *args), request)
+
+    # --- chat --------------------------------------------------------------------------------
+
+    async def _history(self, dialogue: str | None) -> list[Message]:
+        if dialogue is None:
+            return []
+        return list((await self.dialogue(dialogue)).messages)
+
+    async def _turn(self, text: str | Message, dialogue: str | None, **kwargs: Any) -> _Turn:
+        history = await self._history(dialogue)
+        return _prepare_turn(self.settings, history, text, dialogue_id=dialogue, **kwargs)
+
+    async def ask(
+        self,
+        text: str | Message,
+        *,
+        dialogue: str | None = None,
+        assistant: str | None = None,
+        images: Iterable[ImageSource] = (),
+        options: ChatOptions | None = None,
+        model: str | None = None,
+    ) -> Answer:
+        """See :meth:`modelport.Hub.ask`."""
+        turn = await self._turn(
+            text, dialogue, assistant=assistant, images=images, options=options, model=model
+        )
+        name, chat = self._rt.backend(Capability.CHAT, turn.backend)
+        call = self._chat_call(turn, "complete", name)
+        reply = await self._by_protocol(call, chat, "complete", turn.request, request=turn.request)
+        return await self._finish(turn, reply)
+
+    async def _finish(self, turn: _Turn, reply: Reply) -> Answer:
+        sentiment = (
+            await self.analyze(reply.text) if self._rt.available(Capability.SENTIMENT) else None
+        )
+        store_name, store = self._store()
+        dialogue_id = turn.dialogue_id
+        if dialogue_id is None:
+            title = turn.user.text[:80] or None
+            info = await self._thread(
+                Call(Capability.STORAGE, store_name, "create_dialogue"),
+                partial(store.create_dialogue, assistant=turn.assistant, title=title),
+            )
+            dialogue_id = info.id
+        answer_message = Message(
+            "assistant", reply.text, created_at=utcnow(), model=reply.model, sentiment=sentiment
+        )
+        for message in (turn.user, answer_message):
+            await self._thread(
+                Call(Capability.STORAGE, store_name, "append", dialogue_id=dialogue_id),
+                partial(store.append, dialogue_id, message),
+                message,
+            )
+        return Answer(reply, dialogue_id, sentiment=sentiment, assistant=turn.assistant)
+
+    async def stream(
+        self,
+        text: str | Message,
+        *,
+        dialogue: str | None = None,
+        assistant: str | None = None,
+        images: Iterable[ImageSource] = (),
+        options: ChatOptions | None = None,
+        model: str | None = None,
+    ) -> AsyncReplyStream:
+        """See :meth:`modelport.Hub.stream`; iterate the result with ``async for``."""
+        turn = await self._turn(
+            text, dialogue, assistant=assistant, images=images, options=options, model=model
+        )
+        name, chat = self._rt.backend(Capability.CHAT, turn.backend)
+        return AsyncReplyStream(self, turn, name, chat)
+
+    async def models(self, *, backend: str | None = None) -> tuple[ModelInfo, ...]:
+        """See :meth:`modelport.Hub.models`."""
+        name, chat = self._rt.backend(Capability.CHAT, backend)
+        return tuple(await self._by_protocol(Call(Capability.CHAT, name, "models"), chat, "models"))
+
+    # --- vision and sentiment ----------------------------------------------------------------
+
+    async def describe_image(
+        self,
+        *images: ImageSource,
+        prompt: str | None = None,
+        schema: Mapping[str, Any] | None = None,
+        detail: str = "auto",
+        model: str | None = None,
+    ) -> Reply:
+        """See :meth:`modelport.Hub.describe_image`."""
+        request = await asyncio.to_thread(_vision_request, images, prompt, schema, detail, model)
+        name, vision = self._rt.backend(Capability.VISION)
+        call = Call(Capability.VISION, name, "describe", model=model, tokens=1000 * len(images))
+        reply: Reply = await self._by_protocol(call, vision, "describe", request, request=request)
+        return reply
+
+    async def analyze(self, text: str) -> Sentiment:
+        """See :meth:`modelport.Hub.analyze`."""
+        name, analyzer = self._rt.backend(Capability.SENTIMENT)
+        call = Call(Capability.SENTIMENT, name, "analyze")
+        result: Sentiment = await self._thread(call, partial(analyzer.analyze, text), text)
+        return result
+
+    # --- dialogues ---------------------------------------------------------------------------
+
+    async def dialogues(
+        self,
+        *,
+        assistant: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page:
+        """See :meth:`modelport.Hub.dialogues`."""
+        name, store = self._store()
+        return await self._thread(
+            Call(Capability.STORAGE, name, "list_dialogues"),
+            partial(
+                store.list_dialogues,
+                assistant=assistant,
+                since=since,
+                until=until,
+                limit=limit,
+                offset=offset,
+            ),
+        )
+
+    async def dialogue(self, dialogue_id: str) -> Dialogue:
+        """See :meth:`modelport.Hub.dialogue`."""
+        name, store = self._store()
+        return await self._thread(
+            Call(Capability.STORAGE, name, "load_dialogue", dialogue_id=dialogue_id),
+            partial(store.load_dialogue, dialogue_id),
+        )
+
+    async def delete_dialogue(self, dialogue_id: str) -> None:
+        name, store = self._store()
+        await self._thread(
+            Call(Capability.STORAGE, name, "delete_dialogue", dialogue_id=dialogue_id),
+            partial(store.delete_dialogue, dialogue_id),
+        )
+
+    async def _all_dialogues(self, assistant: str | None, since: datetime | None) -> list[Dialogue]:
+        found: list[Dialogue] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = await self.dialogues(assistant=assistant, since=since, limit=100, offset=offset)
+            found += [await self.dialogue(info.id) for info in page.items]
+            offset = page.next_offset
+        return found
+
+    # --- training ----------------------------------------------------------------------------
+
+    async def train(
+        self,
+        dataset: DatasetSource,
+        *,
+        base_model: str | None = None,
+        suffix: str | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+        validation: DatasetSource | None = None,
+        description: str = "",
+    ) -> TrainingJob:
+        """See :meth:`modelport.Hub.train`."""
+        data = await asyncio.to_thread(_dataset, dataset)
+        check = await asyncio.to_thread(_dataset, validation) if validation is not None else None
+        model = _base_model(self.settings, base_model)
+        name, trainer = self._rt.backend(Capability.TRAINING)
+        upload = Call(Capability.TRAINING, name, "upload", model=model, idempotent=False)
+        file_id = await self._by_protocol(upload, trainer, "upload", data, request=data)
+        check_id = (
+            await self._by_protocol(upload, trainer, "upload", check, request=check)
+            if check
+            else None
+        )
+        spec = JobSpec(model, file_id, check_id, suffix, dict(hyperparameters or {}))
+        start = attrs.evolve(upload, operation="start")
+        job: TrainingJob = await self._by_protocol(start, trainer, "start", spec, request=spec)
+        await self._save_record(_new_record(job, name, model, data.source, description))
+        return job
+
+    async def dynamic_train(
+        self,
+        *,
+        assistant: str | None = None,
+        since: datetime | None = None,
+        labels: Collection[SentimentLabel | str] | None = None,
+        **train_kwargs: Any,
+    ) -> TrainingJob:
+        """See :meth:`modelport.Hub.dynamic_train`."""
+        profile = self.settings.assistant(assistant)[1]
+        dialogues = await self._all_dialogues(assistant, since)
+        dataset = dataset_from_dialogues(
+            dialogues, instructions=profile.instructions, labels=labels
+        )
+        train_kwargs.setdefault("base_model", profile.model)
+        return await self.train(dataset, **train_kwargs)
+
+    async def _save_record(self, record: JobRecord) -> None:
+        if self._rt.available(Capability.STORAGE):
+            name, store = self._store()
+            await self._thread(
+                Call(Capability.STORAGE, name, "save_job"), partial(store.save_job, record)
+            )
+
+    async def _record(self, job_id: str) -> JobRecord | None:
+        if not self._rt.available(Capability.STORAGE):
+            return None
+        name, store = self._store()
+        try:
+            record: JobRecord = await self._thread(
+                Call(Capability.STORAGE, name, "load_job"), partial(store.load_job, job_id)
+            )
+        except RecordNotFoundError:
+            return None
+        return record
+
+    async def _trainer_call(
+        self, job_id: str, operation: str
+    ) -> tuple[TrainingJob, JobRecord | None]:
+        record = await self._record(job_id)
+        name, trainer = self._rt.backend(Capability.TRAINING, record.backend if record else None)
+        call = Call(Capability.TRAINING, name, operation)
+        job: TrainingJob = await self._by_protocol(call, trainer, operation, job_id)
+        return job, record
+
+    async def job(self, job_id: str) -> TrainingJob:
+        """See :meth:`modelport.Hub.job`."""
+        job, record = await self._trainer_call(job_id, "get_job")
+        if record is not None and record.status != job.status:
+            await self._save_record(record.with_status(job))
+        return job
+
+    async def jobs(self) -> tuple[JobRecord, ...]:
+        """See :meth:`modelport.Hub.jobs`."""
+        name, store = self._store()
+        return tuple(
+            await self._thread(Call(Capability.STORAGE, name, "list_jobs"), store.list_jobs)
+        )
+
+    async def remote_jobs(self, *, limit: int = 20) -> tuple[TrainingJob, ...]:
+        """See :meth:`modelport.Hub.remote_jobs`."""
+        name, trainer = self._rt.backend(Capability.TRAINING)
+        call = Call(Capability.TRAINING, name, "list_jobs")
+        if self._rt.has_async(name, Capability.TRAINING, trainer):
+            return tuple(await self._run(call, lambda: trainer.alist_jobs(limit=limit)))
+        return tuple(await self._thread(call, partial(trainer.list_jobs, limit=limit)))
+
+    async def cancel_job(self, job_id: str) -> TrainingJob:
+        """See :meth:`modelport.Hub.cancel_job`."""
+        job, record = await self._trainer_call(job_id, "cancel_job")
+        if record is not None:
+            await self._save_record(record.with_status(job))
+        return job
+
+    async def job_events(self, job_id: str) -> tuple[JobEvent, ...]:
+        """See :meth:`modelport.Hub.job_events`."""
+        record = await self._record(job_id)
+        name, trainer = self._rt.backend(Capability.TRAINING, record.backend if record else None)
+        call = Call(Capability.TRAINING, name, "job_events")
+        return tuple(await self._by_protocol(call, trainer, "job_events", job_id))
+
+    async def wait_job(
+        self,
+        job_id: str,
+        *,
+        poll_s: float = 5.0,
+        max_poll_s: float = 60.0,
+        timeout_s: float | None = None,
+        on_update: Callable[[TrainingJob], None] | None = None,
+    ) -> TrainingJob:
+        """See :meth:`modelport.Hub.wait_job`."""
+        started = time.monotonic()
+        last = None
+        while True:
+            job = await self.job(job_id)
+            if job.status != last and on_update is not None:
+                on_update(job)
+            last = job.status
+            if job.status.is_terminal:
+                return job
+            waited = time.monotonic() - started
+            if timeout_s is not None and waited >= timeout_s:
+                raise WaitTimeoutError(job_id, job.status.value, waited)
+            await self._rt.asleep(poll_s)
+            poll_s = min(poll_s * 1.5, max_poll_s)
+
+
+class AsyncReplyStream(AsyncIterator[StreamDelta]):
+    """The deltas of a streamed reply, for ``async for``; then ``answer`` is set."""
+
+    def __init__(self, hub: AsyncHub, turn: _Turn, backend: str, chat: Any) -> None:
+        self._hub, self._turn, self._chat = hub, turn, chat
+        self._call = hub._chat_call(turn, "stream", backend)
+        self._native = hub._rt.has_async(backend, Capability.CHAT, chat)
+        self._deltas: list[StreamDelta] = []
+        self._source: Any = None
+        self._started = time.perf_counter()
+        self._attempts = 0
+        self.answer: Answer | None = None
+
+    async def _next(self, source: Any) -> Any:
+        if self._native:
+            return await anext(source, _END)
+        return await asyncio.to_thread(next, source, _END)
+
+    async def _open(self) -> Any:
+        async def first() -> tuple[Any, Any]:
+            request = self._turn.request
+            source = (
+                self._chat.astream(request) if self._native else iter(self._chat.stream(request))
+            )
+            try:
+                return source, await self._next(source)
+            except BaseException:
+                await self._close(source)
+                raise
+
+        (source, head), self._attempts = await self._hub._rt.acall(self._call, first, observe=False)
+        if head is not _END:
+            self._deltas.append(head)
+        return source
+
+    async def __anext__(self) -> StreamDelta:
+        if self.answer is not None:
+            raise StopAsyncIteration
+        if self._source is None:
+            self._source = await self._open()
+            if self._deltas:
+                return self._deltas[0]
+        try:
+            delta = await self._next(self._source)
+        except Exception as exc:
+            self._hub._rt.failed_after_start(self._call, exc, self._attempts)
+            raise
+        if delta is _END:
+            reply = _assemble(self._deltas, self._turn.request.model)
+            self._hub._rt.succeeded(
+                self._call, self._turn.request, reply, self._started, self._attempts
+            )
+            self.answer = await self._hub._finish(self._turn, reply)
+            raise StopAsyncIteration
+        self._deltas.append(delta)
+        result: StreamDelta = delta
+        return result
+
+    async def _close(self, source: Any) -> None:
+        aclose = getattr(source, "aclose", None)
+        if callable(aclose):
+            await aclose()
+        else:
+            _close(source)
+
+    async def aclose(self) -> None:
+        """Stop early; nothing is stored."""
+        if self._source is not None:
+            await self._close(self._source)
+
+    @property
+    def text(self) -> str:
+        return "".join(d.text for d in self._deltas)

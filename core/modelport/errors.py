@@ -1,0 +1,321 @@
+"""The one error tree.
+
+Everything modelport raises on purpose derives from :class:`ModelportError`, so a host
+application can ``except modelport.ModelportError`` and show ``str(exc)``: one line saying what
+was wrong, where, and what to do. This module imports nothing from the rest of modelport (and no
+third-party package), so any module can import it without an import cycle.
+
+::
+
+    ModelportError
+    ├── ConfigError                  a setting is wrong (file, key)
+    │   ├── MissingSecretError       an API key variable is not set
+    │   └── BackendNotFoundError     config names a backend no plugin offers
+    ├── PluginError                  a plugin failed to import, validate or register
+    │   └── PluginBlockedError       the backend's plugin is on the block list
+    ├── BackendError                 a backend call failed (backend, status, request id, ...)
+    │   ├── AuthenticationError      401: bad or missing credentials
+    │   │   └── PermissionDeniedError  403
+    │   ├── RateLimitedError         429: retryable, honours retry-after
+    │   ├── TransientError           5xx, timeouts, dropped connections: retryable
+    │   │   ├── BackendTimeoutError
+    │   │   └── BackendConnectionError
+    │   ├── InvalidRequestError      400, 404, 409, 422: fix the request, do not retry
+    │   │   └── NotFoundError        404
+    │   ├── UnsupportedError         the backend cannot do this, or the vendor refuses to
+    │   └── ResponseError            the backend answered something unusable
+    ├── StorageError                 a store could not read or write (path, line)
+    │   ├── CorruptRecordError       a stored record is damaged
+    │   └── RecordNotFoundError      no dialogue or job with that id
+    ├── ImageError                   an image cannot be used (source)
+    ├── TrainingDataError            training data is invalid (one or more problems)
+    └── WaitTimeoutError             a training job did not finish in the time given
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AuthenticationError",
+    "BackendConnectionError",
+    "BackendError",
+    "BackendNotFoundError",
+    "BackendTimeoutError",
+    "ConfigError",
+    "CorruptRecordError",
+    "ImageError",
+    "InvalidRequestError",
+    "MissingSecretError",
+    "ModelportError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PluginBlockedError",
+    "PluginError",
+    "RateLimitedError",
+    "RecordNotFoundError",
+    "ResponseError",
+    "StorageError",
+    "TrainingDataError",
+    "TransientError",
+    "UnsupportedError",
+    "WaitTimeoutError",
+]
+
+
+class ModelportError(Exception):
+    """Root of every error modelport raises on purpose.
+
+    :param message: what went wrong, one line.
+    :param hint: what the user can do about it; appended to ``str(exc)``.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+# --- configuration and plugins --------------------------------------------------------------
+
+
+class ConfigError(ModelportError):
+    """A setting is missing or wrong.
+
+    :param path: the config file, when the problem is in one.
+    :param key: the dotted key, e.g. ``backends.openai.timeout``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = ", ".join(p for p in (path, f"key {key!r}" if key else None) if p)
+        super().__init__(f"{where}: {message}" if where else message, hint=hint)
+        self.path = path
+        self.key = key
+
+
+class MissingSecretError(ConfigError):
+    """An API key (or other secret) variable is not set in the environment."""
+
+    def __init__(self, variable: str, *, backend: str | None = None) -> None:
+        who = f"backend {backend!r} needs " if backend else ""
+        super().__init__(
+            f"{who}the environment variable {variable} (an API key), which is not set",
+            hint=f"export {variable}=... before running; keys are never read from config files",
+        )
+        self.variable = variable
+        self.backend = backend
+
+
+class BackendNotFoundError(ConfigError):
+    """Config (or an argument) names a backend that no loaded plugin offers."""
+
+    def __init__(
+        self,
+        capability: str,
+        name: str | None,
+        available: Sequence[str],
+        *,
+        reason: str | None = None,
+    ) -> None:
+        choices = ", ".join(sorted(available)) or "none installed"
+        if name is None:
+            message = f"no {capability} backend is configured"
+        else:
+            message = f"no {capability} backend named {name!r}"
+        if reason:
+            message = f"{message}: {reason}"
+        super().__init__(
+            message,
+            key=f"capabilities.{capability}",
+            hint=f"set [capabilities] {capability} = one of: {choices}"
+            if available
+            else f"install a plugin that offers a {capability} backend",
+        )
+        self.capability = capability
+        self.name = name
+        self.available = tuple(available)
+
+
+class PluginError(ModelportError):
+    """A plugin failed to import, validate or register.
+
+    :param plugin: the plugin's name (its entry-point name).
+    """
+
+    def __init__(self, message: str, *, plugin: str, hint: str | None = None) -> None:
+        super().__init__(f"plugin {plugin!r}: {message}", hint=hint)
+        self.plugin = plugin
+
+
+class PluginBlockedError(PluginError):
+    """The plugin that would serve a request is on the block list."""
+
+
+# --- backends --------------------------------------------------------------------------------
+
+
+class BackendError(ModelportError):
+    """A backend call failed.
+
+    :param backend: the backend's name, e.g. ``"openai"``.
+    :param status: the HTTP status (or ``None`` when there was no response).
+    :param request_id: the vendor's request id, for support tickets.
+    :param retryable: whether the same call may succeed if repeated.
+    :param retry_after: seconds the vendor asked us to wait, when it said.
+    """
+
+    default_retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        backend: str,
+        status: int | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        hint: str | None = None,
+    ) -> None:
+        details = ", ".join(
+            p
+            for p in (
+                f"status {status}" if status is not None else None,
+                f"request id {request_id}" if request_id else None,
+            )
+            if p
+        )
+        text = f"{backend}: {message}" + (f" ({details})" if details else "")
+        super().__init__(text, hint=hint)
+        self.backend = backend
+        self.status = status
+        self.request_id = request_id
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.retry_after = retry_after
+
+
+class AuthenticationError(BackendError):
+    """The backend rejected the credentials (401)."""
+
+
+class PermissionDeniedError(AuthenticationError):
+    """The credentials are valid but not allowed to do this (403)."""
+
+
+class RateLimitedError(BackendError):
+    """The backend is rate limiting us (429). Retryable; honours ``retry_after``."""
+
+    default_retryable = True
+
+
+class TransientError(BackendError):
+    """A failure that may pass: 5xx, timeouts, dropped connections. Retryable."""
+
+    default_retryable = True
+
+
+class BackendTimeoutError(TransientError):
+    """The backend did not answer in time."""
+
+
+class BackendConnectionError(TransientError):
+    """The backend could not be reached, or the connection dropped."""
+
+
+class InvalidRequestError(BackendError):
+    """The backend refused the request as sent (400, 409, 422): fix it, do not retry."""
+
+
+class NotFoundError(InvalidRequestError):
+    """The model, file or job asked for does not exist (404)."""
+
+
+class UnsupportedError(BackendError):
+    """The backend cannot do this, or the vendor refuses to (e.g. no new fine-tuning jobs)."""
+
+
+class ResponseError(BackendError):
+    """The backend answered, but with something that cannot be used (bad JSON, no choices)."""
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+class StorageError(ModelportError):
+    """A store could not read or write.
+
+    :param path: the file (or other location) involved.
+    :param line: the 1-based line, when the problem is in one record of a file.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = path or ""
+        if line is not None:
+            where = f"{where}:{line}" if where else f"line {line}"
+        super().__init__(f"{where}: {message}" if where else message, hint=hint)
+        self.path = path
+        self.line = line
+
+
+class CorruptRecordError(StorageError):
+    """A stored record is damaged or was written by an unknown, newer schema."""
+
+
+class RecordNotFoundError(StorageError):
+    """No dialogue or job record with that id."""
+
+
+class ImageError(ModelportError):
+    """An image cannot be used.
+
+    :param source: where the image came from (a path, a URL, ``"<bytes>"``).
+    """
+
+    def __init__(self, message: str, *, source: str, hint: str | None = None) -> None:
+        super().__init__(f"{source}: {message}", hint=hint)
+        self.source = source
+
+
+class TrainingDataError(ModelportError):
+    """Training data is invalid.
+
+    :param problems: each problem as ``"where: what"`` (file and line, or dialogue and
+        message); ``str(exc)`` shows the first and says how many more there are.
+    """
+
+    def __init__(self, problems: Sequence[str], *, hint: str | None = None) -> None:
+        problems = tuple(problems) or ("no problems given",)
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"invalid training data: {problems[0]}{more}", hint=hint)
+        self.problems = problems
+
+
+class WaitTimeoutError(ModelportError):
+    """A training job did not finish within the time allowed; it goes on running."""
+
+    def __init__(self, job_id: str, status: str, waited_s: float) -> None:
+        super().__init__(
+            f"job {job_id} is still {status} after {waited_s:.0f}s",
+            hint=f"it keeps running; resume with: modelport jobs wait {job_id}",
+        )
+        self.job_id = job_id
+        self.status = status

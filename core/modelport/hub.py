@@ -1,0 +1,624 @@
+"""The hub: the one object a host application holds.
+
+``Hub`` (blocking) and ``AsyncHub`` (asyncio) offer the same methods; the async names are the
+same, awaited. Both are thin orchestration over the configured backends: every backend call
+goes through the core's rate limiter and retry policy, and is seen by the observer hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+
+from ._runtime import Call, Runtime
+from .config import AssistantProfile, Settings, load_settings
+from .errors import ConfigError, RecordNotFoundError, TrainingDataError, WaitTimeoutError
+from .plugins import Plugins, make_plugins
+from .training import dataset_from_dialogues, load_jsonl, validate_dataset
+from .types import (
+    Answer,
+    Capability,
+    ChatOptions,
+    ChatRequest,
+    Dialogue,
+    Image,
+    ImagePart,
+    JobEvent,
+    JobRecord,
+    JobSpec,
+    Message,
+    ModelInfo,
+    Page,
+    Part,
+    Reply,
+    Sentiment,
+    SentimentLabel,
+    StreamDelta,
+    TextPart,
+    TrainingDataset,
+    TrainingJob,
+    Usage,
+    VisionRequest,
+    utcnow,
+)
+
+__all__ = ["Hub", "ReplyStream"]
+
+T = TypeVar("T")
+
+ImageSource = Image | str | os.PathLike[str]
+DatasetSource = TrainingDataset | str | os.PathLike[str]
+
+
+def _plugins_for(settings: Settings) -> Plugins:
+    p = settings.plugins
+    return make_plugins(autoload=p.autoload, blocked=p.disable, load=p.load)
+
+
+@attrs.frozen
+class _Turn:
+    """A prepared ``ask``: the request, and what to record once the reply is in."""
+
+    request: ChatRequest
+    user: Message
+    assistant: str | None
+    backend: str | None
+    dialogue_id: str | None
+
+
+def _prepare_turn(
+    settings: Settings,
+    history: Iterable[Message],
+    text: str | Message,
+    *,
+    assistant: str | None,
+    dialogue_id: str | None,
+    images: Iterable[ImageSource],
+    options: ChatOptions | None,
+    model: str | None,
+) -> _Turn:
+    name, profile = settings.assistant(assistant)
+    if isinstance(text, Message):
+        user = attrs.evolve(text, created_at=text.created_at or utcnow())
+    else:
+        parts: list[Part] = [TextPart(text)]
+        parts += [ImagePart(_image(i)) for i in images]
+        user = Message("user", parts, created_at=utcnow())
+    messages = [Message("system", profile.instructions)] if profile.instructions else []
+    messages += [m for m in history if m.role != "system" or not profile.instructions]
+    messages.append(user)
+    request = ChatRequest(
+        messages, model=model or profile.model, options=profile.options.merged(options)
+    )
+    return _Turn(request, user, name, profile.backend, dialogue_id)
+
+
+def _image(source: ImageSource) -> Image:
+    if isinstance(source, Image):
+        return source
+    text = os.fspath(source)
+    if text.startswith(("http://", "https://", "data:")):
+        return Image.from_url(text)
+    return Image.from_path(text)
+
+
+def _vision_request(
+    images: Iterable[ImageSource],
+    prompt: str | None,
+    schema: Mapping[str, Any] | None,
+    detail: str,
+    model: str | None,
+) -> VisionRequest:
+    loaded = [_image(i) for i in images]
+    if not loaded:
+        raise ConfigError("describe_image needs at least one image")
+    return VisionRequest(
+        loaded,
+        prompt=prompt or "Describe this image.",
+        model=model,
+        detail=detail,  # type: ignore[arg-type]
+        options=ChatOptions(json_schema=schema),
+    )
+
+
+def _dataset(source: DatasetSource) -> TrainingDataset:
+    dataset = source if isinstance(source, TrainingDataset) else load_jsonl(source)
+    problems = validate_dataset(dataset)
+    if problems:
+        raise TrainingDataError(problems, hint="fix the data; nothing was uploaded")
+    return dataset
+
+
+def _base_model(settings: Settings, base_model: str | None) -> str:
+    model = base_model or settings.assistant(None)[1].model
+    if not model:
+        raise ConfigError(
+            "no base model to train",
+            hint="pass base_model (CLI: --model), or set default_assistant with a model",
+        )
+    return model
+
+
+def _assemble(deltas: list[StreamDelta], fallback_model: str | None) -> Reply:
+    usage = next((d.usage for d in reversed(deltas) if d.usage is not None), None)
+    return Reply(
+        text="".join(d.text for d in deltas),
+        model=next((d.model for d in deltas if d.model), None) or fallback_model or "",
+        usage=usage or Usage(),
+        finish_reason=next((d.finish_reason for d in reversed(deltas) if d.finish_reason), None),
+    )
+
+
+def _new_record(
+    job: TrainingJob, backend: str, base_model: str, source: str, description: str
+) -> JobRecord:
+    record = JobRecord(
+        job_id=job.id,
+        backend=backend,
+        base_model=base_model,
+        source=source,
+        description=description,
+    )
+    return record.with_status(job)
+
+
+class _HubBase:
+    """Construction and the parts that do no I/O, shared by both hubs."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        plugins: Plugins | None = None,
+        env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        asleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        settings = settings if settings is not None else load_settings(env=env)
+        self._rt = Runtime(
+            settings=settings,
+            plugins=plugins if plugins is not None else _plugins_for(settings),
+            sleep=sleep,
+            asleep=asleep,
+            env=os.environ if env is None else env,
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        plugins: Plugins | None = None,
+    ) -> Any:
+        """A hub from the config file (see :func:`modelport.load_settings`)."""
+        return cls(load_settings(path, overrides=overrides, env=env), plugins=plugins, env=env)
+
+    @property
+    def settings(self) -> Settings:
+        return self._rt.settings
+
+    @property
+    def plugins(self) -> Plugins:
+        return self._rt.plugins
+
+    def assistant(self, name: str | None = None) -> AssistantProfile:
+        """The named assistant profile (or the default one)."""
+        return self._rt.settings.assistant(name)[1]
+
+    def _chat_call(self, turn: _Turn, operation: str, name: str) -> Call:
+        return Call(
+            Capability.CHAT,
+            name,
+            operation,
+            model=turn.request.model,
+            dialogue_id=turn.dialogue_id,
+            tokens=turn.request.estimated_tokens(),
+        )
+
+
+class Hub(_HubBase):
+    """The blocking hub. Use it as a context manager, or call :meth:`close`.
+
+    :param settings: validated settings (default: :func:`modelport.load_settings`).
+    :param plugins: the plugins to use (default: built from ``settings.plugins``).
+    :param env: where secrets are read from (default ``os.environ``).
+    :param sleep: how to wait between retries and for the rate limiter (tests pass a fake).
+    """
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every backend that was opened (those with a ``close()`` method)."""
+        for backend in self._rt.backends():
+            close = getattr(backend, "close", None)
+            if callable(close):
+                close()
+
+    def _run(self, call: Call, fn: Callable[[], T], request: Any = None) -> T:
+        return self._rt.call(call, fn, request=request)[0]
+
+    def _store(self) -> tuple[str, Any]:
+        return self._rt.backend(Capability.STORAGE)
+
+    # --- chat --------------------------------------------------------------------------------
+
+    def _history(self, dialogue: str | None) -> list[Message]:
+        if dialogue is None:
+            return []
+        return list(self.dialogue(dialogue).messages)
+
+    def ask(
+        self,
+        text: str | Message,
+        *,
+        dialogue: str | None = None,
+        assistant: str | None = None,
+        images: Iterable[ImageSource] = (),
+        options: ChatOptions | None = None,
+        model: str | None = None,
+    ) -> Answer:
+        """Ask a question and keep the dialogue.
+
+        Loads the dialogue's history from the store (a new dialogue when ``dialogue`` is
+        ``None``), applies the assistant profile, asks the chat backend, analyses the reply's
+        sentiment (when a sentiment backend is available), and appends both messages.
+        """
+        turn = _prepare_turn(
+            self.settings,
+            self._history(dialogue),
+            text,
+            assistant=assistant,
+            dialogue_id=dialogue,
+            images=images,
+            options=options,
+            model=model,
+        )
+        name, chat = self._rt.backend(Capability.CHAT, turn.backend)
+        request = turn.request
+        reply = self._run(
+            self._chat_call(turn, "complete", name), lambda: chat.complete(request), request
+        )
+        return self._finish(turn, reply)
+
+    def _finish(self, turn: _Turn, reply: Reply) -> Answer:
+        sentiment = self.analyze(reply.text) if self._rt.available(Capability.SENTIMENT) else None
+        store_name, store = self._store()
+        dialogue_id = turn.dialogue_id
+        if dialogue_id is None:
+            title = turn.user.text[:80] or None
+            info = self._run(
+                Call(Capability.STORAGE, store_name, "create_dialogue"),
+                lambda: store.create_dialogue(assistant=turn.assistant, title=title),
+            )
+            dialogue_id = info.id
+        answer_message = Message(
+            "assistant", reply.text, created_at=utcnow(), model=reply.model, sentiment=sentiment
+        )
+        for message in (turn.user, answer_message):
+            self._run(
+                Call(Capability.STORAGE, store_name, "append", dialogue_id=dialogue_id),
+                lambda m=message: store.append(dialogue_id, m),  # type: ignore[misc]
+                message,
+            )
+        return Answer(reply, dialogue_id, sentiment=sentiment, assistant=turn.assistant)
+
+    def stream(
+        self,
+        text: str | Message,
+        *,
+        dialogue: str | None = None,
+        assistant: str | None = None,
+        images: Iterable[ImageSource] = (),
+        options: ChatOptions | None = None,
+        model: str | None = None,
+    ) -> ReplyStream:
+        """Like :meth:`ask`, but yields the reply as it arrives.
+
+        Iterate the returned :class:`ReplyStream` for :class:`StreamDelta` objects; once it is
+        exhausted, the dialogue is stored and ``stream.answer`` is set. The stream is retried
+        only before its first delta.
+        """
+        turn = _prepare_turn(
+            self.settings,
+            self._history(dialogue),
+            text,
+            assistant=assistant,
+            dialogue_id=dialogue,
+            images=images,
+            options=options,
+            model=model,
+        )
+        name, chat = self._rt.backend(Capability.CHAT, turn.backend)
+        return ReplyStream(self, turn, name, chat)
+
+    def models(self, *, backend: str | None = None) -> tuple[ModelInfo, ...]:
+        """The models the chat backend offers."""
+        name, chat = self._rt.backend(Capability.CHAT, backend)
+        return tuple(self._run(Call(Capability.CHAT, name, "models"), chat.models))
+
+    # --- vision and sentiment ----------------------------------------------------------------
+
+    def describe_image(
+        self,
+        *images: ImageSource,
+        prompt: str | None = None,
+        schema: Mapping[str, Any] | None = None,
+        detail: str = "auto",
+        model: str | None = None,
+    ) -> Reply:
+        """Describe one or several images; with ``schema``, ``reply.data`` is the parsed JSON."""
+        request = _vision_request(images, prompt, schema, detail, model)
+        name, vision = self._rt.backend(Capability.VISION)
+        call = Call(Capability.VISION, name, "describe", model=model, tokens=1000 * len(images))
+        reply: Reply = self._run(call, lambda: vision.describe(request), request)
+        return reply
+
+    def analyze(self, text: str) -> Sentiment:
+        """The sentiment of ``text``."""
+        name, analyzer = self._rt.backend(Capability.SENTIMENT)
+        result: Sentiment = self._run(
+            Call(Capability.SENTIMENT, name, "analyze"), lambda: analyzer.analyze(text), text
+        )
+        return result
+
+    # --- dialogues ---------------------------------------------------------------------------
+
+    def dialogues(
+        self,
+        *,
+        assistant: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page:
+        """Stored dialogues, newest first, one page at a time."""
+        name, store = self._store()
+        page: Page = self._run(
+            Call(Capability.STORAGE, name, "list_dialogues"),
+            lambda: store.list_dialogues(
+                assistant=assistant, since=since, until=until, limit=limit, offset=offset
+            ),
+        )
+        return page
+
+    def dialogue(self, dialogue_id: str) -> Dialogue:
+        """One stored dialogue with its messages."""
+        name, store = self._store()
+        dialogue: Dialogue = self._run(
+            Call(Capability.STORAGE, name, "load_dialogue", dialogue_id=dialogue_id),
+            lambda: store.load_dialogue(dialogue_id),
+        )
+        return dialogue
+
+    def delete_dialogue(self, dialogue_id: str) -> None:
+        name, store = self._store()
+        self._run(
+            Call(Capability.STORAGE, name, "delete_dialogue", dialogue_id=dialogue_id),
+            lambda: store.delete_dialogue(dialogue_id),
+        )
+
+    def _all_dialogues(self, assistant: str | None, since: datetime | None) -> Iterator[Dialogue]:
+        offset: int | None = 0
+        while offset is not None:
+            page = self.dialogues(assistant=assistant, since=since, limit=100, offset=offset)
+            for info in page.items:
+                yield self.dialogue(info.id)
+            offset = page.next_offset
+
+    # --- training ----------------------------------------------------------------------------
+
+    def train(
+        self,
+        dataset: DatasetSource,
+        *,
+        base_model: str | None = None,
+        suffix: str | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+        validation: DatasetSource | None = None,
+        description: str = "",
+    ) -> TrainingJob:
+        """Validate, upload and start a training job, and record it in the store.
+
+        Uploads and job creation are never retried blindly (a retried create could start a
+        second paid job): only a rate-limit refusal is retried.
+        """
+        data = _dataset(dataset)
+        check = _dataset(validation) if validation is not None else None
+        model = _base_model(self.settings, base_model)
+        name, trainer = self._rt.backend(Capability.TRAINING)
+        upload = Call(Capability.TRAINING, name, "upload", model=model, idempotent=False)
+        file_id = self._run(upload, lambda: trainer.upload(data), data)
+        check_id = self._run(upload, lambda: trainer.upload(check), check) if check else None
+        spec = JobSpec(model, file_id, check_id, suffix, dict(hyperparameters or {}))
+        job: TrainingJob = self._run(
+            attrs.evolve(upload, operation="start"), lambda: trainer.start(spec), spec
+        )
+        self._save_record(_new_record(job, name, model, data.source, description))
+        return job
+
+    def dynamic_train(
+        self,
+        *,
+        assistant: str | None = None,
+        since: datetime | None = None,
+        labels: Collection[SentimentLabel | str] | None = None,
+        **train_kwargs: Any,
+    ) -> TrainingJob:
+        """Train on stored dialogues (the original ``dynamic_train``), filtered by assistant,
+        by date and by the sentiment labels of the replies."""
+        profile = self.settings.assistant(assistant)[1]
+        dataset = dataset_from_dialogues(
+            self._all_dialogues(assistant, since), instructions=profile.instructions, labels=labels
+        )
+        train_kwargs.setdefault("base_model", profile.model)
+        return self.train(dataset, **train_kwargs)
+
+    def _save_record(self, record: JobRecord) -> None:
+        if self._rt.available(Capability.STORAGE):
+            name, store = self._store()
+            self._run(Call(Capability.STORAGE, name, "save_job"), lambda: store.save_job(record))
+
+    def _record(self, job_id: str) -> JobRecord | None:
+        if not self._rt.available(Capability.STORAGE):
+            return None
+        name, store = self._store()
+        try:
+            record: JobRecord = self._run(
+                Call(Capability.STORAGE, name, "load_job"), lambda: store.load_job(job_id)
+            )
+        except RecordNotFoundError:
+            return None
+        return record
+
+    def _trainer(self, record: JobRecord | None) -> tuple[str, Any]:
+        return self._rt.backend(Capability.TRAINING, record.backend if record else None)
+
+    def job(self, job_id: str) -> TrainingJob:
+        """A job's current state from its backend; its stored record is brought up to date."""
+        record = self._record(job_id)
+        name, trainer = self._trainer(record)
+        job: TrainingJob = self._run(
+            Call(Capability.TRAINING, name, "get_job"), lambda: trainer.get_job(job_id)
+        )
+        if record is not None and record.status != job.status:
+            self._save_record(record.with_status(job))
+        return job
+
+    def jobs(self) -> tuple[JobRecord, ...]:
+        """Every job recorded in the store (works offline)."""
+        name, store = self._store()
+        return tuple(self._run(Call(Capability.STORAGE, name, "list_jobs"), store.list_jobs))
+
+    def remote_jobs(self, *, limit: int = 20) -> tuple[TrainingJob, ...]:
+        """The jobs the training backend knows of."""
+        name, trainer = self._rt.backend(Capability.TRAINING)
+        call = Call(Capability.TRAINING, name, "list_jobs")
+        return tuple(self._run(call, lambda: trainer.list_jobs(limit=limit)))
+
+    def cancel_job(self, job_id: str) -> TrainingJob:
+        record = self._record(job_id)
+        name, trainer = self._trainer(record)
+        job: TrainingJob = self._run(
+            Call(Capability.TRAINING, name, "cancel_job"), lambda: trainer.cancel_job(job_id)
+        )
+        if record is not None:
+            self._save_record(record.with_status(job))
+        return job
+
+    def job_events(self, job_id: str) -> tuple[JobEvent, ...]:
+        name, trainer = self._trainer(self._record(job_id))
+        call = Call(Capability.TRAINING, name, "job_events")
+        return tuple(self._run(call, lambda: trainer.job_events(job_id)))
+
+    def wait_job(
+        self,
+        job_id: str,
+        *,
+        poll_s: float = 5.0,
+        max_poll_s: float = 60.0,
+        timeout_s: float | None = None,
+        on_update: Callable[[TrainingJob], None] | None = None,
+    ) -> TrainingJob:
+        """Poll until the job finishes (backing off from ``poll_s`` to ``max_poll_s``).
+
+        :param on_update: called with the job whenever its status changes.
+        :raises WaitTimeoutError: after ``timeout_s``; the job keeps running.
+        """
+        started = time.monotonic()
+        last = None
+        while True:
+            job = self.job(job_id)
+            if job.status != last and on_update is not None:
+                on_update(job)
+            last = job.status
+            if job.status.is_terminal:
+                return job
+            waited = time.monotonic() - started
+            if timeout_s is not None and waited >= timeout_s:
+                raise WaitTimeoutError(job_id, job.status.value, waited)
+            self._rt.sleep(poll_s)
+            poll_s = min(poll_s * 1.5, max_poll_s)
+
+
+_END: Any = object()
+
+
+class ReplyStream(Iterator[StreamDelta]):
+    """The deltas of a streamed reply. After the last one, ``answer`` holds the stored answer."""
+
+    def __init__(self, hub: Hub, turn: _Turn, backend: str, chat: Any) -> None:
+        self._hub, self._turn, self._chat = hub, turn, chat
+        self._call = hub._chat_call(turn, "stream", backend)
+        self._deltas: list[StreamDelta] = []
+        self._source: Iterator[StreamDelta] | None = None
+        self._started = time.perf_counter()
+        self._attempts = 0
+        self.answer: Answer | None = None
+
+    def _open(self) -> Iterator[StreamDelta]:
+        def first() -> tuple[Iterator[StreamDelta], StreamDelta]:
+            source = iter(self._chat.stream(self._turn.request))
+            try:
+                return source, next(source, _END)
+            except BaseException:
+                _close(source)
+                raise
+
+        (source, head), self._attempts = self._hub._rt.call(self._call, first, observe=False)
+        if head is not _END:
+            self._deltas.append(head)
+        return source
+
+    def __next__(self) -> StreamDelta:
+        if self.answer is not None:
+            raise StopIteration
+        if self._source is None:
+            self._source = self._open()
+            if self._deltas:
+                return self._deltas[0]
+        try:
+            delta = next(self._source)
+        except StopIteration:
+            self._complete()
+            raise
+        except Exception as exc:
+            self._hub._rt.failed_after_start(self._call, exc, self._attempts)
+            raise
+        self._deltas.append(delta)
+        return delta
+
+    def _complete(self) -> None:
+        reply = _assemble(self._deltas, self._turn.request.model)
+        self._hub._rt.succeeded(
+            self._call, self._turn.request, reply, self._started, self._attempts
+        )
+        self.answer = self._hub._finish(self._turn, reply)
+
+    def close(self) -> None:
+        """Stop early; nothing is stored."""
+        if self._source is not None:
+            _close(self._source)
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        return "".join(d.text for d in self._deltas)
+
+
+def _close(source: object) -> None:
+    close = getattr(source, "close", None)
+    if callable(close):
+        close()

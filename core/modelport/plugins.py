@@ -1,0 +1,207 @@
+"""Finding, loading and listing plugins.
+
+:func:`make_plugins` builds a fresh :class:`Plugins` (nothing happens at import time, and there
+is no global manager): it blocks names, registers the plugins handed to it, imports the modules
+named in ``load``, then loads the ``modelport`` entry-point group, validating each plugin as it
+goes (``check_pending``). A plugin that fails to import, validate or register its backends is
+recorded by name with the cause, and the others carry on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
+
+import attrs
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .logs import get_logger
+from .registry import BackendRegistry
+
+__all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "Plugins", "make_plugins"]
+
+ENTRY_POINT_GROUP = "modelport"
+
+
+@attrs.frozen
+class PluginInfo:
+    """One plugin, as ``modelport plugins`` lists it."""
+
+    name: str
+    status: Literal["loaded", "blocked", "failed"]
+    distribution: str | None = None
+    version: str | None = None
+    backends: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@attrs.define
+class Plugins:
+    """The loaded plugins: a pluggy manager, the failures, and the backends they offer."""
+
+    manager: pluggy.PluginManager
+    failures: dict[str, PluginError] = attrs.field(factory=dict)
+    blocked: frozenset[str] = frozenset()
+    distributions: dict[str, tuple[str, str]] = attrs.field(factory=dict)
+    _registry: BackendRegistry | None = None
+
+    @property
+    def registry(self) -> BackendRegistry:
+        """The backends every loaded plugin offers (collected once, on first use)."""
+        if self._registry is None:
+            self._registry = self._collect()
+        return self._registry
+
+    def _impls(self, hook_name: str) -> list[Any]:
+        # pluggy calls implementations last-registered first; keep that order.
+        return list(reversed(getattr(self.manager.hook, hook_name).get_hookimpls()))
+
+    def _fail(self, name: str, message: str, cause: BaseException | None) -> None:
+        error = PluginError(message, plugin=name)
+        error.__cause__ = cause
+        self.failures[name] = error
+        get_logger().warning("plugin_failed", plugin=name, error=str(error))
+
+    def _collect(self) -> BackendRegistry:
+        registry = BackendRegistry()
+        for impl in self._impls("modelport_register_backends"):
+            name = impl.plugin_name
+            registry.current_plugin = name
+            before = {s.name for s in registry}
+            try:
+                _call_impl(impl, registry=registry)
+            except Exception as exc:
+                for spec in [s for s in registry if s.name not in before]:
+                    registry._specs.pop(spec.name)
+                cause = exc.__cause__ if isinstance(exc, PluginError) else exc
+                self._fail(name, f"registering backends failed: {_describe(exc)}", cause)
+        registry.current_plugin = "?"
+        return registry
+
+    def configure(self, settings: Any) -> None:
+        """Call every plugin's ``modelport_configure``; a failure is recorded, not raised."""
+        for impl in self._impls("modelport_configure"):
+            try:
+                _call_impl(impl, settings=settings)
+            except Exception as exc:
+                self._fail(impl.plugin_name, f"configure failed: {_describe(exc)}", exc)
+
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an observer hook; an observer's exception is logged, never propagated."""
+        for impl in self._impls(hook_name):
+            try:
+                _call_impl(impl, **kwargs)
+            except Exception as exc:
+                get_logger().warning(
+                    "observer_failed", plugin=impl.plugin_name, hook=hook_name, error=repr(exc)
+                )
+
+    def has_observers(self, hook_name: str) -> bool:
+        return bool(getattr(self.manager.hook, hook_name).get_hookimpls())
+
+    def infos(self) -> list[PluginInfo]:
+        """Every plugin: loaded, blocked or failed, with its distribution and backends."""
+        backends: dict[str, list[str]] = {}
+        for spec in self.registry:
+            backends.setdefault(spec.plugin, []).append(spec.name)
+        rows: list[PluginInfo] = []
+        names = {n for n, _ in self.manager.list_name_plugin() if n is not None}
+        for name in sorted(names | set(self.failures) | self.blocked):
+            dist, version = self.distributions.get(name, (None, None))
+            if name in self.failures:
+                status: Literal["loaded", "blocked", "failed"] = "failed"
+            elif name in self.blocked:
+                status = "blocked"
+            else:
+                status = "loaded"
+            error = self.failures.get(name)
+            rows.append(
+                PluginInfo(
+                    name=name,
+                    status=status,
+                    distribution=dist,
+                    version=version,
+                    backends=tuple(backends.get(name, ())) if status == "loaded" else (),
+                    error=str(error.__cause__ or error) if error else None,
+                )
+            )
+        return rows
+
+
+def _call_impl(impl: Any, **kwargs: Any) -> Any:
+    function: Callable[..., Any] = impl.function
+    return function(*[kwargs[arg] for arg in impl.argnames])
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _register(plugins: Plugins, plugin: object, name: str) -> bool:
+    pm = plugins.manager
+    try:
+        pm.register(plugin, name=name)
+        pm.check_pending()
+    except Exception as exc:
+        if pm.is_registered(plugin):
+            pm.unregister(plugin)
+        plugins._fail(name, f"is invalid: {_describe(exc)}", exc)
+        return False
+    return True
+
+
+def make_plugins(
+    *,
+    autoload: bool = True,
+    blocked: Iterable[str] = (),
+    load: Iterable[str] = (),
+    plugins: Sequence[object | tuple[str, object]] = (),
+) -> Plugins:
+    """Build a fresh set of plugins.
+
+    :param autoload: load the ``modelport`` entry-point group (off: only ``plugins``/``load``).
+    :param blocked: plugin names never to register (entry-point or given names).
+    :param load: dotted module names to import and register as plugins (named by the module).
+    :param plugins: plugin objects to register first, each optionally as ``(name, plugin)``.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    blocked = frozenset(blocked)
+    result = Plugins(manager=pm, blocked=blocked)
+    for name in blocked:
+        pm.set_blocked(name)
+
+    for item in plugins:
+        name, plugin = item if isinstance(item, tuple) else (None, item)
+        name = name or pm.get_canonical_name(plugin)
+        if not pm.is_blocked(name):
+            _register(result, plugin, name)
+
+    for module_name in load:
+        if pm.is_blocked(module_name) or pm.has_plugin(module_name):
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            result._fail(module_name, f"failed to import: {_describe(exc)}", exc)
+            continue
+        _register(result, module, module_name)
+
+    if autoload:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if pm.is_blocked(ep.name) or pm.has_plugin(ep.name) or ep.name in result.failures:
+                continue
+            if ep.dist is not None:
+                result.distributions[ep.name] = (ep.dist.name, ep.dist.version)
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                result._fail(ep.name, f"failed to import {ep.value!r}: {_describe(exc)}", exc)
+                continue
+            _register(result, plugin, ep.name)
+    return result

@@ -1,0 +1,202 @@
+"""Retry policy and client-side rate limiting, applied by the core around every backend call.
+
+Backends raise :class:`modelport.errors.BackendError` subclasses that say whether they are
+``retryable`` and how long the vendor asked to wait (``retry_after``); the core decides the
+rest. Vendor SDK retries must be off, so attempts never stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import tenacity
+
+from .errors import BackendError, RateLimitedError
+
+if TYPE_CHECKING:
+    from .config import LimitSettings, RetrySettings
+
+__all__ = ["RateLimiter", "RetryPolicy", "TokenBucket"]
+
+
+@attrs.frozen
+class RetryPolicy:
+    """When and how long to retry a failed backend call.
+
+    Only :class:`~modelport.errors.BackendError` with ``retryable=True`` is retried. The wait is
+    the vendor's ``retry_after`` when given (capped at ``max_retry_after_s``), otherwise
+    exponential backoff ``initial_s * 2**n`` plus up to ``jitter_s`` of jitter, capped at
+    ``max_s``. A call that is not idempotent (an upload, a job creation) is retried only after a
+    rate-limit refusal, which means the vendor did not act on it.
+    """
+
+    attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    max_retry_after_s: float = 60.0
+    jitter_s: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: RetrySettings) -> RetryPolicy:
+        return cls(**attrs.asdict(settings))
+
+    def should_retry(self, exc: BaseException, *, idempotent: bool = True) -> bool:
+        """Whether ``exc`` deserves another attempt (ignoring how many were made)."""
+        if not isinstance(exc, BackendError) or not exc.retryable:
+            return False
+        return idempotent or isinstance(exc, RateLimitedError)
+
+    def will_retry(self, exc: BaseException, attempt: int, *, idempotent: bool = True) -> bool:
+        """Whether attempt number ``attempt`` (1-based) that failed with ``exc`` is retried."""
+        return attempt < self.attempts and self.should_retry(exc, idempotent=idempotent)
+
+    def wait_s(self, exc: BaseException | None, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt``."""
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return float(min(max(retry_after, 0.0), self.max_retry_after_s))
+        backoff = tenacity.wait_exponential_jitter(
+            multiplier=self.initial_s, max=self.max_s, jitter=self.jitter_s
+        )
+        return float(backoff(_state(attempt)))
+
+    def _kwargs(
+        self, idempotent: bool, before_sleep: Callable[[tenacity.RetryCallState], Any] | None
+    ) -> dict[str, Any]:
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            return self.wait_s(exc, state.attempt_number)
+
+        return {
+            "stop": tenacity.stop_after_attempt(self.attempts),
+            "wait": wait,
+            "retry": tenacity.retry_if_exception(
+                lambda exc: self.should_retry(exc, idempotent=idempotent)
+            ),
+            "before_sleep": before_sleep,
+            "reraise": True,
+        }
+
+    def retrying(
+        self,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        idempotent: bool = True,
+        before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
+    ) -> tenacity.Retrying:
+        """A ``tenacity.Retrying`` that applies this policy; callers see our errors, never
+        ``tenacity.RetryError``."""
+        return tenacity.Retrying(sleep=sleep, **self._kwargs(idempotent, before_sleep))
+
+    def async_retrying(
+        self,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        idempotent: bool = True,
+        before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
+    ) -> tenacity.AsyncRetrying:
+        """The asyncio twin of :meth:`retrying`."""
+        return tenacity.AsyncRetrying(sleep=sleep, **self._kwargs(idempotent, before_sleep))
+
+
+def _state(attempt: int) -> tenacity.RetryCallState:
+    state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    return state
+
+
+class TokenBucket:
+    """A token bucket refilled at ``per_minute / 60`` tokens a second, holding at most
+    ``per_minute`` (one minute's burst).
+
+    Acquiring reserves tokens at once, letting the level go negative, and returns how long the
+    caller must wait for the reservation to be covered. Waiters are therefore served in arrival
+    order and never stampede; the lock is held only for arithmetic, so the bucket is safe to
+    share between threads and between asyncio tasks.
+    """
+
+    def __init__(self, per_minute: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if per_minute <= 0:
+            raise ValueError("a rate limit must be positive")
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self._clock = clock
+        self._level = self.capacity
+        self._stamp = clock()
+        self._lock = threading.Lock()
+
+    def reserve(self, amount: float) -> float:
+        """Take ``amount`` tokens; return the seconds to wait before using them."""
+        with self._lock:
+            now = self._clock()
+            self._level = min(self.capacity, self._level + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._level -= amount
+            return 0.0 if self._level >= 0 else -self._level / self.rate
+
+    def refund(self, amount: float) -> None:
+        """Give back ``amount`` tokens (negative takes more), e.g. when usage was over-estimated."""
+        with self._lock:
+            self._level = min(self.capacity, self._level + amount)
+
+
+class RateLimiter:
+    """Client-side limits on requests and tokens per minute for one backend.
+
+    ``acquire`` blocks the calling thread; ``aacquire`` suspends the calling task. Both may be
+    used on the same limiter at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.requests = (
+            TokenBucket(requests_per_minute, clock=clock) if requests_per_minute else None
+        )
+        self.tokens = TokenBucket(tokens_per_minute, clock=clock) if tokens_per_minute else None
+
+    @classmethod
+    def from_settings(cls, settings: LimitSettings) -> RateLimiter | None:
+        """A limiter for those settings, or ``None`` when they set no limit."""
+        if not (settings.requests_per_minute or settings.tokens_per_minute):
+            return None
+        return cls(
+            requests_per_minute=settings.requests_per_minute,
+            tokens_per_minute=settings.tokens_per_minute,
+        )
+
+    def _reserve(self, tokens: int) -> float:
+        wait = self.requests.reserve(1) if self.requests else 0.0
+        if self.tokens and tokens:
+            wait = max(wait, self.tokens.reserve(min(tokens, self.tokens.capacity)))
+        return wait
+
+    def acquire(self, tokens: int = 0, *, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Wait until one request and ``tokens`` tokens may be spent; return the wait."""
+        wait = self._reserve(tokens)
+        if wait > 0:
+            sleep(wait)
+        return wait
+
+    async def aacquire(
+        self, tokens: int = 0, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> float:
+        """The asyncio twin of :meth:`acquire`."""
+        wait = self._reserve(tokens)
+        if wait > 0:
+            await sleep(wait)
+        return wait
+
+    def settle(self, estimated: int, actual: int) -> None:
+        """Correct the token bucket once the real usage of a call is known."""
+        if self.tokens and actual:
+            self.tokens.refund(min(estimated, self.tokens.capacity) - actual)

@@ -1,0 +1,120 @@
+"""Testing helpers for host applications and plugin authors.
+
+* Scripted fakes for every capability (:class:`FakeChat`, :class:`FakeVision`,
+  :class:`FakeSentiment`, :class:`FakeTrainer`) and an in-memory store (:class:`MemoryStore`),
+  bundled as one plugin by :class:`FakeBackends`.
+* :func:`make_test_hub` / :func:`make_test_async_hub`: a hub wired to the fakes, with no config
+  file, no entry points, and no real sleeping (waits are recorded in :class:`RecordingSleep`).
+* :func:`block_network`: fails a test that would reach the network.
+* pytest fixtures in :mod:`modelport.testing.fixtures`: add
+  ``pytest_plugins = ["modelport.testing.fixtures"]`` to your ``conftest.py``.
+
+Loaded as a plugin (``MODELPORT_PLUGINS=modelport.testing``), this module offers the default
+fakes (an echoing chat backend, an in-memory store, ...) to try modelport without any vendor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ..async_hub import AsyncHub
+from ..config import load_settings
+from ..hookspecs import hookimpl
+from ..hub import Hub
+from ..plugins import Plugins, make_plugins
+from ..registry import BackendRegistry
+from ._fakes import FakeBackends, FakeChat, FakeSentiment, FakeTrainer, FakeVision, MemoryStore
+from ._network import NetworkBlockedError, block_network
+
+__all__ = [
+    "FakeBackends",
+    "FakeChat",
+    "FakeSentiment",
+    "FakeTrainer",
+    "FakeVision",
+    "MemoryStore",
+    "NetworkBlockedError",
+    "RecordingSleep",
+    "block_network",
+    "make_test_async_hub",
+    "make_test_hub",
+    "make_test_plugins",
+]
+
+
+@attrs.define
+class RecordingSleep:
+    """Stands in for ``time.sleep`` / ``asyncio.sleep``: records each wait, returns at once."""
+
+    waits: list[float] = attrs.field(factory=list)
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def make_test_plugins(fakes: FakeBackends, *extra: object) -> Plugins:
+    """Plugins holding ``fakes`` and ``extra`` plugin objects, without entry points."""
+    return make_plugins(autoload=False, plugins=[("fakes", fakes), *extra])
+
+
+def _settings(overrides: Mapping[str, Any] | None) -> Any:
+    base: dict[str, Any] = {"capabilities": FakeBackends.capabilities()}
+    for key, value in (overrides or {}).items():
+        base[key] = {**base.get(key, {}), **value} if isinstance(value, Mapping) else value
+    return load_settings(overrides=base, env={}, search=False)
+
+
+def make_test_hub(
+    fakes: FakeBackends | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    plugins: Sequence[object] = (),
+    sleep: RecordingSleep | None = None,
+) -> Hub:
+    """A :class:`Hub` on the fakes: no config file, no environment, no entry points.
+
+    :param fakes: the fakes to use (default: fresh ones); script them before or after.
+    :param overrides: settings, e.g. ``{"retry": {"attempts": 2}}`` or assistants.
+    :param plugins: more plugin objects to register (observers, say).
+    :param sleep: records retry and rate-limit waits instead of sleeping.
+    """
+    fakes = fakes if fakes is not None else FakeBackends()
+    sleep = sleep if sleep is not None else RecordingSleep()
+    return Hub(
+        _settings(overrides),
+        plugins=make_test_plugins(fakes, *plugins),
+        env={},
+        sleep=sleep,
+        asleep=sleep.asleep,
+    )
+
+
+def make_test_async_hub(
+    fakes: FakeBackends | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    plugins: Sequence[object] = (),
+    sleep: RecordingSleep | None = None,
+) -> AsyncHub:
+    """The :class:`AsyncHub` twin of :func:`make_test_hub`."""
+    fakes = fakes if fakes is not None else FakeBackends()
+    sleep = sleep if sleep is not None else RecordingSleep()
+    return AsyncHub(
+        _settings(overrides),
+        plugins=make_test_plugins(fakes, *plugins),
+        env={},
+        sleep=sleep,
+        asleep=sleep.asleep,
+    )
+
+
+@hookimpl
+def modelport_register_backends(registry: BackendRegistry) -> None:
+    """Offer a fresh set of default fakes when this module is loaded as a plugin."""
+    FakeBackends().modelport_register_backends(registry)

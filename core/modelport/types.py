@@ -1,0 +1,563 @@
+"""The data model: frozen attrs value objects shared by the core, the backends and the host.
+
+Collections are tuples and objects never change; derive a changed copy with ``attrs.evolve``.
+Everything here is (un)structured by the one converter in :mod:`modelport.serialization`.
+"""
+
+from __future__ import annotations
+
+import enum
+import mimetypes
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+import attrs
+
+from .errors import ImageError
+
+__all__ = [
+    "Answer",
+    "CallFailure",
+    "Capability",
+    "ChatOptions",
+    "ChatRequest",
+    "Dialogue",
+    "DialogueInfo",
+    "Evidence",
+    "Exchange",
+    "Image",
+    "ImagePart",
+    "JobEvent",
+    "JobRecord",
+    "JobSpec",
+    "JobStatus",
+    "Message",
+    "ModelInfo",
+    "Page",
+    "Part",
+    "Reply",
+    "Role",
+    "Sentiment",
+    "SentimentLabel",
+    "StatusChange",
+    "StreamDelta",
+    "TextPart",
+    "TrainingDataset",
+    "TrainingExample",
+    "TrainingJob",
+    "Usage",
+    "VisionRequest",
+    "utcnow",
+]
+
+Role: TypeAlias = Literal["system", "user", "assistant"]
+ROLES: frozenset[str] = frozenset({"system", "user", "assistant"})
+
+
+def _messages(value: Iterable[Message]) -> tuple[Message, ...]:
+    return tuple(value)
+
+
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC (the only kind of time modelport stores)."""
+    return datetime.now(UTC)
+
+
+class Capability(enum.StrEnum):
+    """The five things a backend can do."""
+
+    CHAT = "chat"
+    VISION = "vision"
+    SENTIMENT = "sentiment"
+    STORAGE = "storage"
+    TRAINING = "training"
+
+
+# --- images ----------------------------------------------------------------------------------
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+
+
+def sniff_media_type(data: bytes) -> str | None:
+    """The image media type from the first bytes, or ``None`` when unrecognised."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for magic, media_type in _MAGIC:
+        if data.startswith(magic):
+            return media_type
+    return None
+
+
+@attrs.frozen(repr=False)
+class Image:
+    """An image: its bytes, or a URL for backends that fetch images themselves.
+
+    Use :meth:`from_path`, :meth:`from_bytes` or :meth:`from_url`. The repr shows the size, not
+    the bytes.
+    """
+
+    data: bytes | None = None
+    url: str | None = None
+    media_type: str | None = None
+    source: str = "<bytes>"
+
+    def __attrs_post_init__(self) -> None:
+        if (self.data is None) == (self.url is None):
+            raise ImageError("give exactly one of data or url", source=self.source)
+
+    def __repr__(self) -> str:
+        if self.url is not None:
+            return f"Image(url={self.url!r})"
+        assert self.data is not None
+        return f"Image({self.media_type or 'unknown type'}, {len(self.data)} bytes, {self.source})"
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> Image:
+        """Wrap image bytes, recognising PNG, JPEG, GIF, WebP and BMP by their first bytes."""
+        if not data:
+            raise ImageError("the image is empty (0 bytes)", source=source)
+        media_type = sniff_media_type(data)
+        if media_type is None:
+            raise ImageError(
+                "not a recognised image (expected PNG, JPEG, GIF, WebP or BMP)",
+                source=source,
+                hint="check the file is an image and not, say, text or HTML named .jpg",
+            )
+        return cls(data=data, media_type=media_type, source=source)
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> Image:
+        """Read an image file."""
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ImageError("no such file", source=str(path)) from None
+        except OSError as exc:
+            raise ImageError(f"cannot read: {exc.strerror}", source=str(path)) from exc
+        return cls.from_bytes(data, source=str(path))
+
+    @classmethod
+    def from_url(cls, url: str) -> Image:
+        """Refer to an image by ``http(s)://`` or ``data:`` URL, for backends that accept URLs."""
+        if not url.startswith(("http://", "https://", "data:")):
+            raise ImageError("an image URL must start with http://, https:// or data:", source=url)
+        media_type = mimetypes.guess_type(url)[0] if not url.startswith("data:") else None
+        return cls(url=url, media_type=media_type, source=url)
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TextPart:
+    """Text in a message."""
+
+    text: str
+
+
+@attrs.frozen
+class ImagePart:
+    """An image in a message, with the detail level the backend should look at it with."""
+
+    image: Image
+    detail: Literal["auto", "low", "high"] = "auto"
+
+
+Part: TypeAlias = TextPart | ImagePart
+
+
+def _to_parts(value: str | Iterable[Part]) -> tuple[Part, ...]:
+    if isinstance(value, str):
+        return (TextPart(value),)
+    return tuple(value)
+
+
+def _check_role(_inst: object, _attr: attrs.Attribute[str], value: str) -> None:
+    if value not in ROLES:
+        raise ValueError(f"role must be one of {sorted(ROLES)}, not {value!r}")
+
+
+@attrs.frozen
+class Usage:
+    """Tokens a call consumed."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class SentimentLabel(enum.StrEnum):
+    POSITIVE = "positive"
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    MIXED = "mixed"
+
+
+@attrs.frozen
+class Evidence:
+    """One term that moved a sentiment score, and by how much."""
+
+    term: str
+    weight: float
+
+
+def _check_score(_inst: object, _attr: attrs.Attribute[float], value: float) -> None:
+    if not -1.0 <= value <= 1.0:
+        raise ValueError(f"sentiment score must be in [-1, 1], not {value}")
+
+
+def _evidence(value: Iterable[Evidence]) -> tuple[Evidence, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Sentiment:
+    """The mood of a text: a label, a score in [-1, 1], and the evidence for it."""
+
+    label: SentimentLabel = attrs.field(converter=SentimentLabel)
+    score: float = attrs.field(validator=_check_score)
+    evidence: tuple[Evidence, ...] = attrs.field(default=(), converter=_evidence)
+    analyzer: str | None = None
+
+
+@attrs.frozen
+class Message:
+    """One message of a dialogue.
+
+    ``Message("user", "hello")`` is shorthand for one text part. ``created_at``, ``model`` and
+    ``sentiment`` are recorded by the hub for stored dialogues; backends ignore them.
+    """
+
+    role: Role = attrs.field(validator=_check_role)
+    parts: tuple[Part, ...] = attrs.field(converter=_to_parts)
+    created_at: datetime | None = None
+    model: str | None = None
+    sentiment: Sentiment | None = None
+
+    @property
+    def text(self) -> str:
+        """The text parts joined by blank lines."""
+        return "\n\n".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ImagePart))
+
+
+# --- chat ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ChatOptions:
+    """Generation options. ``None`` leaves a setting to the backend's default.
+
+    ``json_schema`` asks for structured output matching that JSON schema. ``extra`` carries
+    backend-specific options through unchanged.
+    """
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    seed: int | None = None
+    json_schema: Mapping[str, Any] | None = attrs.field(default=None, hash=False)
+    extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+    def merged(self, other: ChatOptions | None) -> ChatOptions:
+        """These options with every setting ``other`` gives laid over them."""
+        if other is None:
+            return self
+        changes: dict[str, Any] = {}
+        for field in attrs.fields(ChatOptions):
+            value = getattr(other, field.name)
+            if field.name == "extra":
+                changes["extra"] = {**self.extra, **other.extra}
+            elif value not in (None, ()):
+                changes[field.name] = value
+        return attrs.evolve(self, **changes)
+
+
+@attrs.frozen
+class ChatRequest:
+    """What a chat backend is asked: the messages (system first, if any), the model, options."""
+
+    messages: tuple[Message, ...] = attrs.field(converter=_messages)
+    model: str | None = None
+    options: ChatOptions = ChatOptions()
+
+    def estimated_tokens(self) -> int:
+        """A rough token count (4 characters a token) used by the client-side limiter."""
+        chars = sum(len(m.text) for m in self.messages)
+        return chars // 4 + 1 + (self.options.max_tokens or 0)
+
+
+@attrs.frozen
+class Reply:
+    """A backend's answer. ``data`` holds the parsed JSON when structured output was asked for."""
+
+    text: str
+    model: str
+    usage: Usage = Usage()
+    finish_reason: str | None = None
+    request_id: str | None = None
+    data: Any = attrs.field(default=None, hash=False)
+
+
+@attrs.frozen
+class StreamDelta:
+    """One piece of a streamed reply. The last delta carries ``finish_reason`` and ``usage``."""
+
+    text: str = ""
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+def _images(value: Iterable[Image]) -> tuple[Image, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class VisionRequest:
+    """What a vision backend is asked: images, a prompt, and optionally a JSON schema."""
+
+    images: tuple[Image, ...] = attrs.field(converter=_images)
+    prompt: str = "Describe this image."
+    model: str | None = None
+    detail: Literal["auto", "low", "high"] = "auto"
+    options: ChatOptions = ChatOptions()
+
+
+@attrs.frozen
+class ModelInfo:
+    """A model a backend offers."""
+
+    id: str
+    backend: str
+    owned_by: str | None = None
+    created_at: datetime | None = None
+
+
+# --- dialogues -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class DialogueInfo:
+    """A dialogue's summary, as listed by a store."""
+
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    assistant: str | None = None
+    title: str | None = None
+    message_count: int = 0
+
+
+@attrs.frozen
+class Dialogue:
+    """A dialogue with all its messages."""
+
+    id: str
+    created_at: datetime
+    messages: tuple[Message, ...] = attrs.field(default=(), converter=_messages)
+    assistant: str | None = None
+    title: str | None = None
+
+
+def _infos(value: Iterable[DialogueInfo]) -> tuple[DialogueInfo, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Page:
+    """One page of a listing, and whether more follow."""
+
+    items: tuple[DialogueInfo, ...] = attrs.field(converter=_infos)
+    offset: int = 0
+    total: int | None = None
+
+    @property
+    def next_offset(self) -> int | None:
+        end = self.offset + len(self.items)
+        if self.total is None:
+            return end if self.items else None
+        return end if end < self.total else None
+
+
+@attrs.frozen
+class Answer:
+    """What :meth:`modelport.Hub.ask` returns: the reply, its sentiment, and where it is kept."""
+
+    reply: Reply
+    dialogue_id: str
+    sentiment: Sentiment | None = None
+    assistant: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.reply.text
+
+
+# --- training --------------------------------------------------------------------------------
+
+
+class JobStatus(enum.StrEnum):
+    """A training job's status, the same for every backend."""
+
+    QUEUED = "queued"
+    VALIDATING = "validating"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+@attrs.frozen
+class TrainingExample:
+    """One training conversation; where it came from is kept for error messages."""
+
+    messages: tuple[Message, ...] = attrs.field(converter=_messages)
+    origin: str | None = None
+
+
+def _examples(value: Iterable[TrainingExample]) -> tuple[TrainingExample, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class TrainingDataset:
+    """Examples ready to upload, and a description of their source."""
+
+    examples: tuple[TrainingExample, ...] = attrs.field(converter=_examples)
+    source: str = "<memory>"
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+
+@attrs.frozen
+class JobSpec:
+    """What a trainer is asked to start."""
+
+    base_model: str
+    training_file: str
+    validation_file: str | None = None
+    suffix: str | None = None
+    hyperparameters: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen
+class TrainingJob:
+    """A training job as its backend reports it."""
+
+    id: str
+    backend: str
+    base_model: str
+    status: JobStatus = attrs.field(converter=JobStatus)
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    fine_tuned_model: str | None = None
+    training_file: str | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class JobEvent:
+    """One event in a training job's log."""
+
+    created_at: datetime
+    message: str
+    level: str = "info"
+
+
+@attrs.frozen
+class StatusChange:
+    status: JobStatus = attrs.field(converter=JobStatus)
+    at: datetime
+
+
+def _history(value: Iterable[StatusChange]) -> tuple[StatusChange, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class JobRecord:
+    """A training job as modelport remembers it (the original ``save_job_id``)."""
+
+    job_id: str
+    backend: str
+    base_model: str
+    source: str
+    description: str = ""
+    history: tuple[StatusChange, ...] = attrs.field(default=(), converter=_history)
+    fine_tuned_model: str | None = None
+
+    @property
+    def status(self) -> JobStatus | None:
+        return self.history[-1].status if self.history else None
+
+    def with_status(self, job: TrainingJob, at: datetime | None = None) -> JobRecord:
+        """This record updated from the backend's view of the job (adds a status change)."""
+        history = self.history
+        if not history or history[-1].status != job.status:
+            history = (*history, StatusChange(job.status, at or utcnow()))
+        return attrs.evolve(
+            self, history=history, fine_tuned_model=job.fine_tuned_model or self.fine_tuned_model
+        )
+
+
+# --- observation -----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Exchange:
+    """A successful backend call, as observers see it (``modelport_on_exchange``).
+
+    ``request`` and ``result`` are the value objects passed and returned (e.g. a
+    :class:`ChatRequest` and a :class:`Reply`); they never contain API keys.
+    """
+
+    capability: Capability
+    backend: str
+    operation: str
+    request: Any = attrs.field(hash=False)
+    result: Any = attrs.field(hash=False)
+    duration_s: float
+    attempts: int = 1
+    model: str | None = None
+    usage: Usage | None = None
+    dialogue_id: str | None = None
+
+
+@attrs.frozen
+class CallFailure:
+    """A failed backend attempt, as observers see it (``modelport_on_error``)."""
+
+    capability: Capability
+    backend: str
+    operation: str
+    error: BaseException = attrs.field(hash=False, eq=False)
+    attempt: int
+    will_retry: bool
+    model: str | None = None
+    dialogue_id: str | None = None
