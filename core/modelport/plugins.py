@@ -204,4 +204,5 @@ def make_plugins(
                 result._fail(ep.name, f"failed to import {ep.value!r}: {_describe(exc)}", exc)
                 continue
             _register(result, plugin, ep.name)
+    result.registry  # noqa: B018  (collect now, so every failure is known up front)
     return result

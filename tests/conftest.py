@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from modelport.testing import block_network
+
+pytest_plugins = ["modelport.testing.fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def _guard_network() -> Iterator[None]:
+    """No test may reach the network; respx fakes HTTP at the transport."""
+    with block_network():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No MODELPORT_* variable, ./modelport.toml or user config leaks in; structlog is reset."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("MODELPORT_") or name.endswith("_API_KEY"):
+            monkeypatch.delenv(name)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.chdir(home)
+    yield
+    structlog.reset_defaults()
