@@ -18,7 +18,9 @@ def _guard_network() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _isolate(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     """No MODELPORT_* variable, ./modelport.toml or user config leaks in; structlog is reset."""
     import os
 

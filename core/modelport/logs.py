@@ -24,7 +24,7 @@ __all__ = ["configure_cli_logging", "get_logger", "redact_secrets"]
 
 _RENDER = structlog.processors.KeyValueRenderer(key_order=["event"], sort_keys=True)
 _SECRET_KEY = re.compile(r"(api_?key|secret|token|password|authorization)", re.IGNORECASE)
-_SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8})[A-Za-z0-9_\-]{8,}|(Bearer )\S{8,}")
+_SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]{12,}|(Bearer )\S{8,}")
 
 
 def get_logger(name: str = "modelport") -> Any:

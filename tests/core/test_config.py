@@ -74,7 +74,8 @@ def test_malformed_toml_names_the_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(path, env={})
     message = str(info.value)
-    assert message.startswith(f"{path}: invalid TOML") and "line 2" in message
+    assert message.startswith(f"{path}: invalid TOML")
+    assert "line 2" in message
     assert "fix the syntax" in message
 
 
@@ -146,7 +147,8 @@ def test_assistants_are_named_profiles(tmp_path: Path) -> None:
     name, profile = settings.assistant(None)
     assert name == "support"
     assert (profile.model, profile.instructions, profile.backend) == ("m1", "Be kind.", "acme")
-    assert profile.options.temperature == 0.2 and profile.options.stop == ("END",)
+    assert profile.options.temperature == 0.2
+    assert profile.options.stop == ("END",)
     with pytest.raises(ConfigError, match=r"no assistant named 'sales'.*known: support"):
         settings.assistant("sales")
 
@@ -161,7 +163,8 @@ def test_secrets_never_print_their_value() -> None:
     secret = read_secret("ACME_API_KEY", env={"ACME_API_KEY": "sk-live-abcdef123456"})
     assert secret.reveal() == "sk-live-abcdef123456"
     for shown in (repr(secret), str(secret), f"{secret}", repr([secret])):
-        assert "sk-live" not in shown and "ACME_API_KEY" in shown
+        assert "sk-live" not in shown
+        assert "ACME_API_KEY" in shown
     assert isinstance(secret, Secret)
 
 

@@ -15,7 +15,9 @@ def test_backend_error_carries_status_request_id_retry_after() -> None:
     exc = errors.RateLimitedError(
         "slow down", backend="acme", status=429, request_id="req_1", retry_after=2.0
     )
-    assert exc.retryable and exc.retry_after == 2.0 and exc.backend == "acme"
+    assert exc.retryable
+    assert exc.retry_after == 2.0
+    assert exc.backend == "acme"
     assert str(exc) == "acme: slow down (status 429, request id req_1)"
 
 
@@ -39,9 +41,12 @@ def test_default_retryability(cls: type[errors.BackendError], retryable: bool) -
 def test_messages_say_where_and_what_to_do() -> None:
     exc = errors.ConfigError("bad value", path="/etc/m.toml", key="retry.attempts", hint="use 3")
     assert str(exc) == "/etc/m.toml, key 'retry.attempts': bad value (use 3)"
-    assert str(errors.StorageError("torn record", path="d.jsonl", line=7)) == "d.jsonl:7: torn record"
+    assert (
+        str(errors.StorageError("torn record", path="d.jsonl", line=7)) == "d.jsonl:7: torn record"
+    )
     secret = errors.MissingSecretError("ACME_API_KEY", backend="acme")
-    assert "ACME_API_KEY" in str(secret) and "export ACME_API_KEY=" in str(secret)
+    assert "ACME_API_KEY" in str(secret)
+    assert "export ACME_API_KEY=" in str(secret)
     data = errors.TrainingDataError(["a.jsonl:1: bad", "a.jsonl:3: worse"])
     assert str(data) == "invalid training data: a.jsonl:1: bad (and 1 more)"
     assert "\n" not in str(data)

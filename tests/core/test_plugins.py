@@ -76,7 +76,8 @@ def test_a_plugin_that_fails_to_import_is_reported_and_others_load(make_dist: Ma
     assert "failed to import 'broken_plugin'" in str(failure)
     assert "RuntimeError: no config for you" in str(failure)
     info = next(i for i in plugins.infos() if i.name == "broken")
-    assert info.status == "failed" and info.distribution == "broken"
+    assert info.status == "failed"
+    assert info.distribution == "broken"
 
 
 def test_a_misspelt_hook_is_reported_by_name(make_dist: MakeDist) -> None:
@@ -105,7 +106,8 @@ def test_a_plugin_whose_registration_raises_loses_only_its_backends(make_dist: M
     """)  # fmt: skip
     plugins = make_plugins()
     names = {s.name for s in plugins.registry}
-    assert "echo" in names and "half-a" not in names
+    assert "echo" in names
+    assert "half-a" not in names
     assert "ValueError: oops" in str(plugins.failures["half"])
 
 
@@ -114,7 +116,7 @@ def test_a_backend_name_offered_twice_names_both_plugins(make_dist: MakeDist) ->
     make_dist("copycat", "copycat", "copycat_plugin", GOOD)
     plugins = make_plugins()
     assert len(plugins.failures) == 1
-    (loser, error), = plugins.failures.items()
+    ((loser, error),) = plugins.failures.items()
     winner = "echo" if loser == "copycat" else "copycat"
     assert f"already offered by plugin {winner!r}" in str(error)
 
@@ -197,6 +199,8 @@ def test_hooks_run_last_registered_first_and_configure_sees_settings() -> None:
         def modelport_configure(self, settings: object) -> None:
             order.append(self.name)
 
-    plugins = make_plugins(autoload=False, plugins=[("first", Named("first")), ("second", Named("second"))])
+    plugins = make_plugins(
+        autoload=False, plugins=[("first", Named("first")), ("second", Named("second"))]
+    )
     plugins.configure(load_settings(env={}, search=False))
     assert order == ["second", "first"]

@@ -33,7 +33,10 @@ def test_429_with_retry_after_is_retried_after_exactly_that_long() -> None:
     assert sleep.waits == [2.5, 1.0]
     assert len(fakes.chat.calls) == 3
     retries = [e for e in logs if e["event"] == "retrying"]
-    assert [(e["attempt"], e["sleep_s"], e["status"]) for e in retries] == [(1, 2.5, 429), (2, 1.0, 429)]
+    assert [(e["attempt"], e["sleep_s"], e["status"]) for e in retries] == [
+        (1, 2.5, 429),
+        (2, 1.0, 429),
+    ]
     assert all(e["backend"] == "fake-chat" and e["operation"] == "complete" for e in retries)
 
 
@@ -50,7 +53,8 @@ def test_a_429_storm_gives_up_after_the_configured_attempts_with_our_error() -> 
     hub = make_test_hub(fakes, sleep=sleep, overrides={"retry": {"attempts": 3}})
     with pytest.raises(RateLimitedError):
         hub.ask("hi")
-    assert len(fakes.chat.calls) == 3 and sleep.waits == [1.0, 1.0]
+    assert len(fakes.chat.calls) == 3
+    assert sleep.waits == [1.0, 1.0]
     assert fakes.chat.pending == 7
     assert hub.dialogues().items == ()  # nothing half-stored
 
@@ -60,7 +64,8 @@ def test_a_non_retryable_400_is_attempted_once() -> None:
     fakes.chat.script(InvalidRequestError("bad", backend="fake-chat", status=400), "never")
     with pytest.raises(InvalidRequestError):
         make_test_hub(fakes, sleep=sleep).ask("hi")
-    assert len(fakes.chat.calls) == 1 and sleep.waits == []
+    assert len(fakes.chat.calls) == 1
+    assert sleep.waits == []
 
 
 def test_a_bug_in_a_backend_is_not_retried() -> None:
@@ -127,7 +132,8 @@ def test_policy_wait_and_predicates() -> None:
     policy = RetryPolicy(attempts=3, initial_s=1, max_s=4, jitter_s=0)
     assert [policy.wait_s(None, n) for n in (1, 2, 3, 4)] == [1, 2, 4, 4]
     assert policy.wait_s(rate_limited(7), 1) == 7
-    assert policy.will_retry(rate_limited(), 2) and not policy.will_retry(rate_limited(), 3)
+    assert policy.will_retry(rate_limited(), 2)
+    assert not policy.will_retry(rate_limited(), 3)
     assert not policy.should_retry(TransientError("x", backend="b"), idempotent=False)
     assert policy.should_retry(rate_limited(), idempotent=False)
 
@@ -204,4 +210,5 @@ def test_hub_applies_configured_limits_per_backend() -> None:
     hub = make_test_hub(sleep=sleep, overrides=overrides)
     for _ in range(3):
         hub.ask("hi")
-    assert len(sleep.waits) == 1 and 29.0 < sleep.waits[0] <= 30.0
+    assert len(sleep.waits) == 1
+    assert 29.0 < sleep.waits[0] <= 30.0

@@ -1,0 +1,5 @@
+"""``python -m modelport``: the command line."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,243 @@
+"""The command line: every command, --json, and one-line errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from modelport.cli import CliState, cli
+from modelport.errors import RateLimitedError
+from modelport.testing import FakeBackends, make_test_hub
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+
+
+@pytest.fixture
+def run(fakes: FakeBackends):  # type: ignore[no-untyped-def]
+    hub = make_test_hub(fakes, overrides={"assistants": {"support": {"instructions": "Be kind."}}})
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        state = CliState(make_hub=lambda _state: hub)
+        return CliRunner().invoke(cli, list(args), obj=state, input=input)
+
+    return invoke
+
+
+def test_ask_prints_the_reply_and_the_dialogue(run, fakes: FakeBackends) -> None:  # type: ignore[no-untyped-def]
+    fakes.chat.script("Hello!")
+    result = run("ask", "hi", "--assistant", "support")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Hello!\n"
+    assert "[dialogue " in result.stderr
+    dialogue = result.stderr.split()[1].rstrip(",]")
+    again = run("ask", "--dialogue", dialogue, "--json", "more")
+    data = json.loads(again.stdout)
+    assert data["dialogue_id"] == dialogue
+    assert data["reply"]["text"] == "echo: more"
+
+
+def test_ask_stream_and_stdin(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("ask", "--stream", "-", input="from stdin")
+    assert result.exit_code == 0
+    assert result.stdout == "echo: from stdin\n"
+
+
+def test_sentiment(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("sentiment", "great, thank you")
+    assert result.stdout.splitlines() == ["positive +1.00", "  +0.50 great", "  +0.50 thank"]
+    assert json.loads(run("sentiment", "--json", "meh").stdout)["label"] == "neutral"
+
+
+def test_describe_with_schema(run, fakes: FakeBackends, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    image = tmp_path / "a.png"
+    image.write_bytes(PNG)
+    assert run("describe", str(image)).stdout.startswith("1 image(s)")
+    schema = tmp_path / "s.json"
+    schema.write_text('{"type": "object"}')
+    fakes.vision.script({"animal": "cat"})
+    result = run("describe", str(image), "--schema", str(schema), "--prompt", "Which?")
+    assert json.loads(result.stdout) == {"animal": "cat"}
+    assert fakes.vision.calls[-1].options.json_schema == {"type": "object"}
+
+
+def test_describe_a_non_image_is_a_one_line_error(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("just text")
+    result = run("describe", str(fake))
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"error: {fake}: not a recognised image (expected PNG, JPEG, GIF, WebP or BMP) "
+        "(check the file is an image and not, say, text or HTML named .jpg)\n"
+    )
+
+
+def test_dialogues_commands(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = json.loads(run("ask", "--json", "one").stdout)["dialogue_id"]
+    run("ask", "--json", "two")
+    listing = run("dialogues", "list")
+    assert listing.exit_code == 0
+    assert len(listing.stdout.splitlines()) == 2
+    page = json.loads(run("dialogues", "list", "--json", "--limit", "1").stdout)
+    assert len(page["items"]) == 1
+    assert page["total"] == 2
+    assert "(more: --offset 1)" in run("dialogues", "list", "--limit", "1").stderr
+    shown = run("dialogues", "show", first).stdout
+    assert "user: one" in shown
+    assert "assistant [neutral]: echo: one" in shown
+    assert json.loads(run("dialogues", "show", "--json", first).stdout)["id"] == first
+    out = tmp_path / "export.jsonl"
+    assert run("dialogues", "export", first, "--format", "jsonl", "-o", str(out)).exit_code == 0
+    assert json.loads(out.read_text()) == {
+        "messages": [
+            {"role": "user", "content": "one"},
+            {"role": "assistant", "content": "echo: one"},
+        ]
+    }
+    assert json.loads(run("dialogues", "export", first).stdout)[0]["id"] == first
+    assert run("dialogues", "delete", first, "--yes").exit_code == 0
+    missing = run("dialogues", "show", first)
+    assert missing.exit_code == 1
+    assert missing.stderr.startswith(f"error: no dialogue '{first}'")
+    assert run("dialogues", "list", "--since", "yesterday").exit_code == 2
+
+
+def test_train_check_train_and_jobs(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "train.jsonl"
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"q{i}"},
+                {"role": "assistant", "content": f"a{i}"},
+            ]
+        }
+        for i in range(3)
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    check = run("train", str(data), "--check")
+    assert check.exit_code == 0
+    assert f"{data}: 3 examples, 6 messages, 0 problems" in check.stdout
+    started = run("train", str(data), "--model", "base", "--description", "demo")
+    assert started.exit_code == 0, started.output
+    job_id = started.stdout.split()[0]
+    assert "modelport jobs wait" in started.stderr
+    assert run("jobs", "list").stdout.startswith(f"{job_id}\tqueued\tfake-training\tbase\tdemo")
+    waited = run("jobs", "wait", job_id, "--poll", "0.1", "--json")
+    assert json.loads(waited.stdout)["status"] == "succeeded"
+    shown = json.loads(run("jobs", "show", job_id, "--json").stdout)
+    assert shown["job"]["status"] == "succeeded"
+    assert len(shown["events"]) == 3
+    assert json.loads(run("jobs", "list", "--json").stdout)[0]["job_id"] == job_id
+    assert job_id in run("jobs", "list", "--remote").stdout
+    second = run("train", str(data), "--model", "base", "--json")
+    second_id = json.loads(second.stdout)["id"]
+    assert "cancelled" in run("jobs", "cancel", second_id).stdout
+
+
+def test_train_reports_bad_rows_with_file_and_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "bad.jsonl"
+    data.write_text(
+        '{"messages": [{"role": "user", "content": "q"}]}\n'
+        '{"messages": [{"role": "wizard", "content": "x"}]}\n'
+    )
+    result = run("train", str(data), "--model", "base")
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"error: invalid training data: {data}:2: message 1 has unknown role 'wizard'\n"
+    )
+    check = run("train", str(data), "--check")
+    assert check.exit_code == 1
+    assert "unknown role" in check.stderr
+    assert run("train").exit_code == 2
+
+
+def test_train_from_dialogues(run, fakes: FakeBackends) -> None:  # type: ignore[no-untyped-def]
+    run("ask", "hi", "--assistant", "support")
+    result = run("train", "--from-dialogues", "--assistant", "support", "--model", "base", "--json")
+    assert result.exit_code == 0, result.output
+    (dataset,) = fakes.trainer.uploads.values()
+    assert [m.role for m in dataset.examples[0].messages] == ["system", "user", "assistant"]
+
+
+def test_models_plugins_and_config(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("models").stdout.splitlines()[0] == "fake-model\tmodelport"
+    assert json.loads(run("models", "--json").stdout)[1]["id"] == "fake-model-large"
+    plugins = run("plugins").stdout
+    assert "fakes\tloaded\t(not packaged)\tbackends: fake-chat, fake-vision" in plugins
+    assert json.loads(run("plugins", "--json").stdout)[0]["name"] == "fakes"
+    check = run("config", "check")
+    assert check.exit_code == 0
+    assert "chat: fake-chat ok" in check.stdout
+    assert json.loads(run("config", "show", "--json").stdout)["file"] is None
+
+
+def test_backend_errors_are_one_line(run, fakes: FakeBackends) -> None:  # type: ignore[no-untyped-def]
+    fakes.chat.script(
+        *[RateLimitedError("quota exceeded", backend="fake-chat", status=429, retry_after=0)] * 4
+    )
+    result = run("ask", "hi")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == "error: fake-chat: quota exceeded (status 429)"
+
+
+# --- real processes: what a user at a terminal sees -------------------------------------------
+
+
+def modelport(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MODELPORT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "modelport", *args],
+        capture_output=True, text=True, env={**base, **(env or {})}, cwd=cwd, check=False,
+    )  # fmt: skip
+
+
+def test_main_job_with_the_fake_plugin(tmp_path: Path) -> None:
+    env = {"MODELPORT_PLUGINS": "modelport.testing", "MODELPORT_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    result = modelport("ask", "hello", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "echo: hello\n"
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "expected"),
+    [
+        ("[retry\n", {}, "invalid TOML"),
+        ("[retry]\nattempst = 3\n", {}, "key 'retry.attempst': unknown key 'attempst'"),
+        (
+            '[capabilities]\nchat = "gpt"\n',
+            {"MODELPORT_PLUGINS": "modelport.testing"},
+            "no chat backend named 'gpt' (set [capabilities] chat = one of: fake-chat)",
+        ),
+        (
+            '[capabilities]\nchat = "modelport.testing"\n',
+            {
+                "MODELPORT_PLUGINS": "modelport.testing",
+                "MODELPORT_DISABLE_PLUGINS": "modelport.testing",
+            },
+            "remove it from MODELPORT_DISABLE_PLUGINS",
+        ),
+    ],
+)
+def test_user_errors_are_one_line_with_a_fix_and_no_traceback(
+    tmp_path: Path, config: str, env: dict[str, str], expected: str
+) -> None:
+    path = tmp_path / "modelport.toml"
+    path.write_text(config)
+    result = modelport(
+        "ask", "hi", env={"MODELPORT_DISABLE_PLUGIN_AUTOLOAD": "1", **env}, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr

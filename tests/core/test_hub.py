@@ -1,0 +1,466 @@
+"""The whole hub flow against the fakes, sync and async."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import attrs
+import pytest
+
+from modelport import (
+    AsyncHub,
+    ChatOptions,
+    Hub,
+    Image,
+    JobStatus,
+    Message,
+    StreamDelta,
+    TextPart,
+    TrainingDataset,
+    TrainingExample,
+    hookimpl,
+    load_settings,
+    make_plugins,
+)
+from modelport.errors import (
+    BackendConnectionError,
+    MissingSecretError,
+    RateLimitedError,
+    TrainingDataError,
+    UnsupportedError,
+    WaitTimeoutError,
+)
+from modelport.testing import FakeBackends, RecordingSleep, make_test_async_hub, make_test_hub
+
+from .test_plugins import Recorder
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+ASSISTANTS = {
+    "assistants": {
+        "support": {
+            "model": "support-model",
+            "instructions": "You are kind.",
+            "options": {"temperature": 0.1, "max_tokens": 100},
+        }
+    }
+}
+
+
+def dataset(n: int = 2) -> TrainingDataset:
+    return TrainingDataset(
+        [
+            TrainingExample([Message("user", f"q{i}"), Message("assistant", f"a{i}")])
+            for i in range(n)
+        ],
+        source="memory",
+    )
+
+
+# --- ask --------------------------------------------------------------------------------------
+
+
+def test_ask_keeps_the_dialogue_applies_the_profile_and_knows_the_mood(fakes: FakeBackends) -> None:
+    fakes.chat.script("Glad to help, great question!", "You are welcome.")
+    hub = make_test_hub(fakes, overrides=ASSISTANTS)
+    first = hub.ask("How do I reset my password?", assistant="support")
+    assert first.text == "Glad to help, great question!"
+    assert first.sentiment is not None
+    assert first.sentiment.label.value == "positive"
+    assert first.assistant == "support"
+
+    request = fakes.chat.calls[0]
+    assert [m.role for m in request.messages] == ["system", "user"]
+    assert request.messages[0].text == "You are kind."
+    assert request.model == "support-model"
+    assert (request.options.temperature, request.options.max_tokens) == (0.1, 100)
+
+    second = hub.ask("Thanks", dialogue=first.dialogue_id, assistant="support",
+                     options=ChatOptions(temperature=0.9))  # fmt: skip
+    assert second.dialogue_id == first.dialogue_id
+    history = fakes.chat.calls[1].messages
+    assert [m.role for m in history] == ["system", "user", "assistant", "user"]
+    assert fakes.chat.calls[1].options.temperature == 0.9
+
+    stored = hub.dialogue(first.dialogue_id)
+    assert [m.text for m in stored.messages] == [
+        "How do I reset my password?", "Glad to help, great question!",
+        "Thanks", "You are welcome.",
+    ]  # fmt: skip
+    assert stored.assistant == "support"
+    assert stored.messages[1].sentiment == first.sentiment
+    assert stored.messages[1].model == "support-model"
+    assert all(m.created_at is not None for m in stored.messages)
+
+
+def test_ask_with_images_sends_image_parts(fakes: FakeBackends, tmp_path: Path) -> None:
+    (tmp_path / "cat.png").write_bytes(PNG)
+    hub = make_test_hub(fakes)
+    hub.ask("what is this?", images=[tmp_path / "cat.png", "https://example.org/cat.jpg"])
+    (user,) = fakes.chat.calls[0].messages
+    assert [type(p).__name__ for p in user.parts] == ["TextPart", "ImagePart", "ImagePart"]
+
+
+def test_a_failed_ask_stores_nothing(fakes: FakeBackends) -> None:
+    hub = make_test_hub(fakes)
+    first = hub.ask("hi")
+    fakes.chat.script(UnsupportedError("no", backend="fake-chat"))
+    with pytest.raises(UnsupportedError):
+        hub.ask("again", dialogue=first.dialogue_id)
+    assert len(hub.dialogue(first.dialogue_id).messages) == 2
+    assert hub.dialogues().total == 1
+
+
+def test_observers_see_each_exchange_with_usage_and_dialogue() -> None:
+    recorder = Recorder()
+    hub = make_test_hub(plugins=[recorder])
+    answer = hub.ask("hello there")
+    chat = [e for e in recorder.exchanges if e.capability == "chat"]  # type: ignore[attr-defined]
+    assert len(chat) == 1
+    (exchange,) = chat
+    assert exchange.operation == "complete"
+    assert exchange.backend == "fake-chat"
+    assert exchange.result.text == answer.text
+    assert exchange.usage.total_tokens > 0
+    ops = [(e.capability.value, e.operation) for e in recorder.exchanges]  # type: ignore[attr-defined]
+    assert ops == [("chat", "complete"), ("sentiment", "analyze"), ("storage", "create_dialogue"),
+                   ("storage", "append"), ("storage", "append")]  # fmt: skip
+
+
+# --- stream -----------------------------------------------------------------------------------
+
+
+def test_stream_yields_deltas_then_stores_the_whole_reply(fakes: FakeBackends) -> None:
+    fakes.chat.script(["Hel", "lo", StreamDelta(finish_reason="stop")])
+    hub = make_test_hub(fakes)
+    stream = hub.stream("hi")
+    assert [d.text for d in stream] == ["Hel", "lo", ""]
+    assert stream.answer is not None
+    assert stream.answer.text == "Hello"
+    assert stream.answer.reply.finish_reason == "stop"
+    assert hub.dialogue(stream.answer.dialogue_id).messages[-1].text == "Hello"
+
+
+def test_a_stream_is_retried_before_its_first_delta(fakes: FakeBackends) -> None:
+    sleep = RecordingSleep()
+    fakes.chat.script(RateLimitedError("429", backend="fake-chat", retry_after=1), ["ok"])
+    stream = make_test_hub(fakes, sleep=sleep).stream("hi")
+    assert [d.text for d in stream] == ["ok"]
+    assert sleep.waits == [1.0]
+    assert len(fakes.chat.calls) == 2
+
+
+def test_a_stream_cut_after_its_first_delta_is_not_retried_and_not_stored(
+    fakes: FakeBackends,
+) -> None:
+    recorder = Recorder()
+    cut = BackendConnectionError("connection reset", backend="fake-chat")
+    fakes.chat.script(["Hel", cut], "never used")
+    hub = make_test_hub(fakes, plugins=[recorder])
+    stream = hub.stream("hi")
+    received: list[str] = []
+
+    def consume() -> None:
+        for delta in stream:
+            received.append(delta.text)
+
+    with pytest.raises(BackendConnectionError):
+        consume()
+    assert received == ["Hel"]
+    assert stream.text == "Hel"
+    assert len(fakes.chat.calls) == 1
+    assert stream.answer is None
+    assert hub.dialogues().total == 0
+    assert [(f.attempt, f.will_retry) for f in recorder.failures] == [(1, False)]  # type: ignore[attr-defined]
+
+
+def test_closing_a_stream_early_stores_nothing(fakes: FakeBackends) -> None:
+    fakes.chat.script(["a", "b", "c"])
+    hub = make_test_hub(fakes)
+    stream = hub.stream("hi")
+    assert next(stream).text == "a"
+    stream.close()
+    assert hub.dialogues().total == 0
+
+
+# --- vision, sentiment, models ------------------------------------------------------------------
+
+
+def test_describe_image_plain_and_structured(fakes: FakeBackends, tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(PNG)
+    hub = make_test_hub(fakes)
+    reply = hub.describe_image(tmp_path / "a.png", Image.from_bytes(PNG))
+    assert reply.text == "2 image(s): 40 bytes of image/png, 40 bytes of image/png"
+    schema = {"type": "object", "properties": {"animal": {"type": "string"}}}
+    fakes.vision.script({"animal": "cat"})
+    reply = hub.describe_image(
+        tmp_path / "a.png", prompt="Which animal?", schema=schema, detail="low"
+    )
+    assert reply.data == {"animal": "cat"}
+    request = fakes.vision.calls[-1]
+    assert (request.prompt, request.detail, request.options.json_schema) == (
+        "Which animal?",
+        "low",
+        schema,
+    )
+
+
+def test_analyze_and_models(hub: Hub) -> None:
+    sentiment = hub.analyze("this is awful and wrong")
+    assert sentiment.label.value == "negative"
+    assert sentiment.score == -1.0
+    assert {e.term for e in sentiment.evidence} == {"awful", "wrong"}
+    assert [m.id for m in hub.models()] == ["fake-model", "fake-model-large"]
+
+
+# --- dialogues --------------------------------------------------------------------------------
+
+
+def test_dialogues_list_page_filter_and_delete(fakes: FakeBackends) -> None:
+    hub = make_test_hub(fakes, overrides=ASSISTANTS)
+    ids = [hub.ask(f"q{i}", assistant="support" if i % 2 else None).dialogue_id for i in range(5)]
+    page = hub.dialogues(limit=2)
+    assert len(page.items) == 2
+    assert page.total == 5
+    assert page.next_offset == 2
+    assert [i.id for i in page.items] == ids[::-1][:2]
+    assert {i.id for i in hub.dialogues(assistant="support").items} == {ids[1], ids[3]}
+    future = datetime.now(UTC) + timedelta(days=1)
+    assert hub.dialogues(since=future).items == ()
+    hub.delete_dialogue(ids[0])
+    assert hub.dialogues().total == 4
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+def test_train_uploads_starts_records_and_waits(fakes: FakeBackends) -> None:
+    sleep = RecordingSleep()
+    hub = make_test_hub(fakes, sleep=sleep)
+    job = hub.train(dataset(), base_model="base", suffix="mine", description="first try",
+                    hyperparameters={"n_epochs": 2})  # fmt: skip
+    assert job.status is JobStatus.QUEUED
+    spec = fakes.trainer.calls[1][1]
+    assert (spec.base_model, spec.suffix, spec.hyperparameters) == ("base", "mine", {"n_epochs": 2})
+    (record,) = hub.jobs()
+    assert (record.job_id, record.description, record.source) == (job.id, "first try", "memory")
+
+    seen: list[JobStatus] = []
+    done = hub.wait_job(job.id, poll_s=2, on_update=lambda j: seen.append(j.status))
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.fine_tuned_model
+    assert seen == [JobStatus.RUNNING, JobStatus.SUCCEEDED]
+    assert sleep.waits == [2]
+    (record,) = hub.jobs()
+    assert [c.status.value for c in record.history] == ["queued", "running", "succeeded"]
+    assert record.fine_tuned_model == done.fine_tuned_model
+    assert [e.message for e in hub.job_events(job.id)][-1] == "status: succeeded"
+
+
+def test_cancel_and_remote_jobs(hub: Hub) -> None:
+    job = hub.train(dataset(), base_model="base")
+    assert hub.cancel_job(job.id).status is JobStatus.CANCELLED
+    assert hub.jobs()[0].status is JobStatus.CANCELLED
+    assert [j.id for j in hub.remote_jobs()] == [job.id]
+
+
+def test_wait_gives_up_after_the_timeout_and_says_how_to_resume(fakes: FakeBackends) -> None:
+    fakes.trainer.progression = (JobStatus.QUEUED, JobStatus.RUNNING)
+    hub = make_test_hub(fakes)
+    job = hub.train(dataset(), base_model="base")
+    with pytest.raises(WaitTimeoutError, match=f"modelport jobs wait {job.id}"):
+        hub.wait_job(job.id, timeout_s=0)
+
+
+def test_invalid_training_data_is_refused_before_upload(
+    fakes: FakeBackends, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "q"}]}\n{"oops\n', encoding="utf-8")
+    hub = make_test_hub(fakes)
+    with pytest.raises(TrainingDataError) as info:
+        hub.train(bad, base_model="base")
+    assert info.value.problems[0].startswith(f"{bad}:2: not valid JSON")
+    good_rows_bad_shape = TrainingDataset([TrainingExample([Message("user", "q")])], source="x")
+    with pytest.raises(TrainingDataError, match="last message must be the assistant's"):
+        hub.train(good_rows_bad_shape, base_model="base")
+    assert fakes.trainer.calls == []
+
+
+def test_a_vendor_refusing_to_train_is_a_clear_error(fakes: FakeBackends) -> None:
+    refusal = UnsupportedError(
+        "fine-tuning is not available for new jobs", backend="fake-training", status=403
+    )
+    fakes.trainer.script(None, refusal)
+    with pytest.raises(UnsupportedError, match="not available for new jobs"):
+        make_test_hub(fakes).train(dataset(), base_model="base")
+
+
+def test_dynamic_train_uses_stored_dialogues_filtered_by_assistant_and_mood(
+    fakes: FakeBackends,
+) -> None:
+    hub = make_test_hub(fakes, overrides=ASSISTANTS)
+    fakes.chat.script("great!", "bad news", "great again")
+    happy = hub.ask("one", assistant="support").dialogue_id
+    hub.ask("two", assistant="support")
+    hub.ask("three")
+    job = hub.dynamic_train(assistant="support", labels={"positive"})
+    uploaded = fakes.trainer.uploads[fakes.trainer.calls[1][1].training_file]
+    assert job.base_model == "support-model"
+    assert len(uploaded.examples) == 1
+    assert uploaded.source == f"dialogues {happy}"
+    assert [m.role for m in uploaded.examples[0].messages] == ["system", "user", "assistant"]
+
+
+# --- async twin -------------------------------------------------------------------------------
+
+
+async def test_the_async_hub_runs_the_whole_flow(fakes: FakeBackends, tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(PNG)
+    fakes.chat.script("Great, hello!")
+    async with make_test_async_hub(fakes, overrides=ASSISTANTS) as hub:
+        answer = await hub.ask("hi", assistant="support")
+        assert answer.text == "Great, hello!"
+        assert answer.sentiment is not None
+        stream = await hub.stream("more", dialogue=answer.dialogue_id, assistant="support")
+        assert "".join([d.text async for d in stream]) == "echo: more"
+        assert stream.answer is not None
+        dialogue = await hub.dialogue(answer.dialogue_id)
+        assert len(dialogue.messages) == 4
+        assert (await hub.dialogues()).total == 1
+        assert (await hub.describe_image(tmp_path / "a.png")).text.startswith("1 image(s)")
+        assert (await hub.analyze("thank you")).label.value == "positive"
+        assert len(await hub.models()) == 2
+        job = await hub.train(dataset(), base_model="base")
+        assert (await hub.wait_job(job.id, poll_s=0)).status is JobStatus.SUCCEEDED
+        assert [r.status for r in await hub.jobs()] == [JobStatus.SUCCEEDED]
+        assert len(await hub.job_events(job.id)) == 3
+        dyn = await hub.dynamic_train(assistant="support")
+        assert (await hub.cancel_job(dyn.id)).status is JobStatus.CANCELLED
+        await hub.delete_dialogue(answer.dialogue_id)
+        assert (await hub.dialogues()).total == 0
+    assert isinstance(hub, AsyncHub)
+
+
+async def test_async_stream_is_retried_only_before_its_first_delta(fakes: FakeBackends) -> None:
+    sleep = RecordingSleep()
+    fakes.chat.script(
+        RateLimitedError("429", backend="fake-chat", retry_after=3),
+        ["a", BackendConnectionError("cut", backend="fake-chat")],
+    )
+    hub = make_test_async_hub(fakes, sleep=sleep)
+    stream = await hub.stream("hi")
+    got: list[str] = []
+
+    async def consume() -> None:
+        async for delta in stream:
+            got.append(delta.text)
+
+    with pytest.raises(BackendConnectionError):
+        await consume()
+    assert got == ["a"]
+    assert sleep.waits == [3.0]
+    assert len(fakes.chat.calls) == 2
+
+
+class SyncOnlyChat:
+    """A backend with no async methods: the async hub must run it in a thread."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.threads: set[int] = set()
+        self._threading = threading
+
+    def complete(self, request):  # type: ignore[no-untyped-def]
+        from modelport import Reply
+
+        self.threads.add(self._threading.get_ident())
+        return Reply(text="sync", model="m")
+
+    def stream(self, request):  # type: ignore[no-untyped-def]
+        self.threads.add(self._threading.get_ident())
+        yield StreamDelta(text="s1")
+        yield StreamDelta(text="s2")
+
+    def models(self):  # type: ignore[no-untyped-def]
+        return []
+
+
+async def test_async_hub_runs_sync_only_backends_off_the_event_loop() -> None:
+    import threading
+
+    chat = SyncOnlyChat()
+
+    class Plugin:
+        @hookimpl
+        def modelport_register_backends(self, registry):  # type: ignore[no-untyped-def]
+            registry.add("sync-chat", lambda _ctx: chat, capabilities=["chat"])
+
+    hub = make_test_async_hub(plugins=[Plugin()], overrides={"capabilities": {"chat": "sync-chat"}})
+    assert (await hub.ask("hi")).text == "sync"
+    stream = await hub.stream("hi")
+    assert [d.text async for d in stream] == ["s1", "s2"]
+    assert threading.get_ident() not in chat.threads
+
+
+# --- backends that need secrets ---------------------------------------------------------------
+
+
+@attrs.frozen
+class VendorSettings:
+    model: str = "v-1"
+    api_key_env: str = "VENDOR_API_KEY"
+
+
+class VendorChat:
+    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+        self.key = context.secret(context.settings.api_key_env)
+        self.model = context.settings.model
+
+    def complete(self, request):  # type: ignore[no-untyped-def]
+        from modelport import Reply
+
+        return Reply(text=f"key ok for {self.model}", model=self.model)
+
+    def stream(self, request):  # type: ignore[no-untyped-def]
+        yield from ()
+
+    def models(self):  # type: ignore[no-untyped-def]
+        return []
+
+
+class VendorPlugin:
+    @hookimpl
+    def modelport_register_backends(self, registry):  # type: ignore[no-untyped-def]
+        registry.add("vendor", VendorChat, capabilities=["chat"], settings=VendorSettings)
+
+
+def vendor_hub(env: dict[str, str], backends: dict[str, object] | None = None) -> Hub:
+    overrides = {"capabilities": {**FakeBackends.capabilities(), "chat": "vendor"},
+                 "backends": {"vendor": backends or {}}}  # fmt: skip
+    settings = load_settings(overrides=overrides, env=env, search=False)
+    plugins = make_plugins(autoload=False, plugins=[FakeBackends(), VendorPlugin()])
+    return Hub(settings, plugins=plugins, env=env)
+
+
+def test_a_missing_api_key_is_a_one_line_error_naming_the_variable() -> None:
+    with pytest.raises(MissingSecretError) as info:
+        vendor_hub({}).ask("hi")
+    assert "VENDOR_API_KEY" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_backend_settings_come_from_their_section_and_secrets_from_env() -> None:
+    env = {"MY_KEY": "sk-secret-value-123"}
+    hub = vendor_hub(env, {"model": "v-2", "api_key_env": "MY_KEY"})
+    assert hub.ask("hi").text == "key ok for v-2"
+    (stored,) = [hub.dialogue(i.id) for i in hub.dialogues().items]
+    assert "sk-secret" not in repr(stored)
+
+
+def test_the_message_shorthand_and_explicit_messages() -> None:
+    fakes = FakeBackends()
+    hub = make_test_hub(fakes)
+    hub.ask(Message("user", [TextPart("explicit")]))
+    assert fakes.chat.calls[0].messages[-1].text == "explicit"
