@@ -618,7 +618,7 @@ def config_check(state: CliState) -> None:
             click.echo(f"plugin {info.name}: FAILED: {info.error}")
     for capability in Capability:
         try:
-            name, _ = hub._rt.backend(capability)
+            name = hub.backend_name(capability)
         except ModelportError as exc:
             if settings.capabilities.get(capability) is None and not hub.plugins.registry.offering(
                 capability

@@ -27,11 +27,13 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
-@hookspec(historic=True)
+@hookspec
 def modelport_configure(settings: Settings) -> None:
-    """Receive the validated settings once, when a hub is built.
+    """Receive the validated settings when a hub is built (once per hub).
 
-    Historic: a plugin registered later is called back on registration; cannot be a wrapper.
+    Not historic on purpose: one set of plugins may serve several hubs with different settings,
+    and each implementation is called on its own, so one plugin's failure is recorded against
+    it without stopping the others.
 
     :param settings: the frozen settings. A plugin's own backends get their sections already
         structured (see :func:`modelport_register_backends`); use this hook for plugin-wide

@@ -209,6 +209,13 @@ class _HubBase:
     def plugins(self) -> Plugins:
         return self._rt.plugins
 
+    def backend_name(self, capability: Capability | str) -> str:
+        """The backend serving ``capability``, built now (so a missing API key shows here).
+
+        :raises modelport.ModelportError: when no backend can serve it, saying how to fix that.
+        """
+        return self._rt.backend(Capability(capability))[0]
+
     def assistant(self, name: str | None = None) -> AssistantProfile:
         """The named assistant profile (or the default one)."""
         return self._rt.settings.assistant(name)[1]

@@ -178,6 +178,20 @@ def test_models_plugins_and_config(run) -> None:  # type: ignore[no-untyped-def]
     assert json.loads(run("config", "show", "--json").stdout)["file"] is None
 
 
+def test_ctrl_c_while_waiting_leaves_the_job_and_says_how_to_resume(
+    run, fakes: FakeBackends
+) -> None:  # type: ignore[no-untyped-def]
+    job = run("train", "--from-dialogues", "--model", "base", "--json")
+    assert job.exit_code == 1  # no dialogues yet: nothing to train on
+    run("ask", "hi")
+    job_id = json.loads(run("train", "--from-dialogues", "--model", "base", "--json").stdout)["id"]
+    fakes.trainer.script(KeyboardInterrupt())
+    result = run("jobs", "wait", job_id)
+    assert result.exit_code == 130
+    assert f"job {job_id} keeps running. Resume with: modelport jobs wait {job_id}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_backend_errors_are_one_line(run, fakes: FakeBackends) -> None:  # type: ignore[no-untyped-def]
     fakes.chat.script(
         *[RateLimitedError("quota exceeded", backend="fake-chat", status=429, retry_after=0)] * 4
@@ -205,6 +219,47 @@ def test_main_job_with_the_fake_plugin(tmp_path: Path) -> None:
     result = modelport("ask", "hello", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "echo: hello\n"
+
+
+VENDOR_PLUGIN = """
+import attrs
+from modelport import hookimpl
+
+@attrs.frozen
+class Settings:
+    api_key_env: str = "VENDOR_API_KEY"
+
+class Chat:
+    def __init__(self, context):
+        self.key = context.secret(context.settings.api_key_env)
+
+@hookimpl
+def modelport_register_backends(registry):
+    registry.add("vendor", Chat, capabilities=["chat"], settings=Settings)
+"""
+
+
+def test_a_missing_api_key_is_one_line_naming_the_variable(tmp_path: Path) -> None:
+    (tmp_path / "vendor_plugin.py").write_text(VENDOR_PLUGIN)
+    env = {
+        "MODELPORT_PLUGINS": "vendor_plugin,modelport.testing",
+        "PYTHONPATH": str(tmp_path),
+        "MODELPORT_CAPABILITIES__CHAT": "vendor",
+        "MODELPORT_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
+    result = modelport("ask", "hi", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: backend 'vendor' needs the environment variable VENDOR_API_KEY (an API key), "
+        "which is not set (export VENDOR_API_KEY=... before running; keys are never read "
+        "from config files)\n"
+    )
+    check = modelport("config", "check", env=env, cwd=tmp_path)
+    assert check.returncode == 1
+    assert (
+        "chat: ERROR: backend 'vendor' needs the environment variable VENDOR_API_KEY"
+        in check.stdout
+    )
 
 
 @pytest.mark.parametrize(
