@@ -74,6 +74,9 @@ class Runtime:
     env: Mapping[str, str] = attrs.field(factory=lambda: os.environ)
     policy: RetryPolicy = attrs.field(init=False)
     _backends: dict[str, object] = attrs.field(init=False, factory=dict)
+    _resolved: dict[tuple[Capability, str | None], tuple[str, Any]] = attrs.field(
+        init=False, factory=dict
+    )
     _async: dict[tuple[str, Capability], bool] = attrs.field(init=False, factory=dict)
     _limiters: dict[str, RateLimiter | None] = attrs.field(init=False, factory=dict)
     _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
@@ -112,7 +115,19 @@ class Runtime:
         return bool(self.plugins.registry.offering(capability))
 
     def backend(self, capability: Capability, name: str | None = None) -> tuple[str, Any]:
-        """The backend object for ``capability``, built once per hub; with its name."""
+        """The backend object for ``capability``, built once per hub; with its name.
+
+        Settings and plugins do not change during a hub's life, so the resolution (and the
+        protocol check, which is slow) is done once per capability and name.
+        """
+        try:
+            return self._resolved[capability, name]
+        except KeyError:
+            resolved = self._resolve(capability, name)
+            self._resolved[capability, name] = resolved
+            return resolved
+
+    def _resolve(self, capability: Capability, name: str | None) -> tuple[str, Any]:
         spec = self.spec(capability, name)
         with self._lock:
             backend = self._backends.get(spec.name)
@@ -205,22 +220,36 @@ class Runtime:
             )
             self.plugins.notify("modelport_on_exchange", exchange=exchange)
 
+    def _log_retry(
+        self, call: Call, exc: BaseException | None, attempt: int, sleep_s: float
+    ) -> None:
+        get_logger().warning(
+            "retrying",
+            backend=call.backend,
+            operation=call.operation,
+            model=call.model,
+            dialogue=call.dialogue_id,
+            attempt=attempt,
+            sleep_s=round(sleep_s, 3),
+            error=type(exc).__name__,
+            status=getattr(exc, "status", None),
+        )
+
     def _before_sleep(self, call: Call) -> Callable[[tenacity.RetryCallState], None]:
+        # tenacity takes over from the second attempt (see call), hence the + 1
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            get_logger().warning(
-                "retrying",
-                backend=call.backend,
-                operation=call.operation,
-                model=call.model,
-                dialogue=call.dialogue_id,
-                attempt=state.attempt_number,
-                sleep_s=round(state.upcoming_sleep, 3),
-                error=type(exc).__name__,
-                status=getattr(exc, "status", None),
-            )
+            self._log_retry(call, exc, state.attempt_number + 1, state.upcoming_sleep)
 
         return before_sleep
+
+    def _first_wait(self, call: Call, exc: Exception) -> float | None:
+        """After a failed first attempt: the wait before the second, or None to give up."""
+        if not self.policy.will_retry(exc, 1, idempotent=call.idempotent):
+            return None
+        wait = self.policy.wait_s(exc, 1)
+        self._log_retry(call, exc, 1, wait)
+        return wait
 
     def call(
         self, call: Call, fn: Callable[[], T], *, request: Any = None, observe: bool = True
@@ -242,10 +271,22 @@ class Runtime:
                 self._failed(call, exc, attempts)
                 raise
 
-        retrying = self.policy.retrying(
-            sleep=self.sleep, idempotent=call.idempotent, before_sleep=self._before_sleep(call)
-        )
-        result = retrying(attempt)
+        # The first attempt runs directly (no retry machinery on the happy path); tenacity
+        # takes over only after a retryable failure, counting attempts from 2.
+        try:
+            result = attempt()
+        except Exception as exc:
+            wait = self._first_wait(call, exc)
+            if wait is None:
+                raise
+            self.sleep(wait)
+            retrying = self.policy.retrying(
+                sleep=self.sleep,
+                idempotent=call.idempotent,
+                before_sleep=self._before_sleep(call),
+                first_attempt=2,
+            )
+            result = retrying(attempt)
         if observe:
             self.succeeded(call, request, result, started, attempts)
         return result, attempts
@@ -274,10 +315,20 @@ class Runtime:
                 self._failed(call, exc, attempts)
                 raise
 
-        retrying = self.policy.async_retrying(
-            sleep=self.asleep, idempotent=call.idempotent, before_sleep=self._before_sleep(call)
-        )
-        result: T = await retrying(attempt)
+        try:
+            result = await attempt()
+        except Exception as exc:
+            wait = self._first_wait(call, exc)
+            if wait is None:
+                raise
+            await self.asleep(wait)
+            retrying = self.policy.async_retrying(
+                sleep=self.asleep,
+                idempotent=call.idempotent,
+                before_sleep=self._before_sleep(call),
+                first_attempt=2,
+            )
+            result = await retrying(attempt)
         if observe:
             self.succeeded(call, request, result, started, attempts)
         return result, attempts

@@ -66,14 +66,19 @@ class RetryPolicy:
         return float(backoff(_state(attempt)))
 
     def _kwargs(
-        self, idempotent: bool, before_sleep: Callable[[tenacity.RetryCallState], Any] | None
+        self,
+        idempotent: bool,
+        before_sleep: Callable[[tenacity.RetryCallState], Any] | None,
+        first_attempt: int,
     ) -> dict[str, Any]:
+        offset = first_attempt - 1
+
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            return self.wait_s(exc, state.attempt_number)
+            return self.wait_s(exc, state.attempt_number + offset)
 
         return {
-            "stop": tenacity.stop_after_attempt(self.attempts),
+            "stop": tenacity.stop_after_attempt(max(1, self.attempts - offset)),
             "wait": wait,
             "retry": tenacity.retry_if_exception(
                 lambda exc: self.should_retry(exc, idempotent=idempotent)
@@ -88,10 +93,16 @@ class RetryPolicy:
         sleep: Callable[[float], None] = time.sleep,
         idempotent: bool = True,
         before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
+        first_attempt: int = 1,
     ) -> tenacity.Retrying:
         """A ``tenacity.Retrying`` that applies this policy; callers see our errors, never
-        ``tenacity.RetryError``."""
-        return tenacity.Retrying(sleep=sleep, **self._kwargs(idempotent, before_sleep))
+        ``tenacity.RetryError``.
+
+        :param first_attempt: the number of the first attempt it makes (``2`` when the caller
+            already made one), so backoff and the attempt cap count every attempt.
+        """
+        kwargs = self._kwargs(idempotent, before_sleep, first_attempt)
+        return tenacity.Retrying(sleep=sleep, **kwargs)
 
     def async_retrying(
         self,
@@ -99,9 +110,11 @@ class RetryPolicy:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         idempotent: bool = True,
         before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
+        first_attempt: int = 1,
     ) -> tenacity.AsyncRetrying:
         """The asyncio twin of :meth:`retrying`."""
-        return tenacity.AsyncRetrying(sleep=sleep, **self._kwargs(idempotent, before_sleep))
+        kwargs = self._kwargs(idempotent, before_sleep, first_attempt)
+        return tenacity.AsyncRetrying(sleep=sleep, **kwargs)
 
 
 def _state(attempt: int) -> tenacity.RetryCallState:
