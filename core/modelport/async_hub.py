@@ -47,6 +47,7 @@ from .types import (
     Sentiment,
     SentimentLabel,
     StreamDelta,
+    TrainingDataset,
     TrainingJob,
     utcnow,
 )
@@ -104,9 +105,13 @@ class AsyncHub(_HubBase):
             return []
         return list((await self.dialogue(dialogue)).messages)
 
-    async def _turn(self, text: str | Message, dialogue: str | None, **kwargs: Any) -> _Turn:
+    async def _turn(
+        self, text: str | Message, dialogue: str | None, **kwargs: Any
+    ) -> tuple[_Turn, str, Any]:
         history = await self._history(dialogue)
-        return _prepare_turn(self.settings, history, text, dialogue_id=dialogue, **kwargs)
+        turn = _prepare_turn(self.settings, history, text, dialogue_id=dialogue, **kwargs)
+        name, chat = self._rt.backend(Capability.CHAT, turn.backend)
+        return turn, name, chat
 
     async def ask(
         self,
@@ -119,10 +124,9 @@ class AsyncHub(_HubBase):
         model: str | None = None,
     ) -> Answer:
         """See :meth:`modelport.Hub.ask`."""
-        turn = await self._turn(
+        turn, name, chat = await self._turn(
             text, dialogue, assistant=assistant, images=images, options=options, model=model
         )
-        name, chat = self._rt.backend(Capability.CHAT, turn.backend)
         call = self._chat_call(turn, "complete", name)
         reply = await self._by_protocol(call, chat, "complete", turn.request, request=turn.request)
         return await self._finish(turn, reply)
@@ -162,10 +166,9 @@ class AsyncHub(_HubBase):
         model: str | None = None,
     ) -> AsyncReplyStream:
         """See :meth:`modelport.Hub.stream`; iterate the result with ``async for``."""
-        turn = await self._turn(
+        turn, name, chat = await self._turn(
             text, dialogue, assistant=assistant, images=images, options=options, model=model
         )
-        name, chat = self._rt.backend(Capability.CHAT, turn.backend)
         return AsyncReplyStream(self, turn, name, chat)
 
     async def models(self, *, backend: str | None = None) -> tuple[ModelInfo, ...]:
@@ -285,13 +288,23 @@ class AsyncHub(_HubBase):
         **train_kwargs: Any,
     ) -> TrainingJob:
         """See :meth:`modelport.Hub.dynamic_train`."""
-        profile = self.settings.assistant(assistant)[1]
-        dialogues = await self._all_dialogues(assistant, since)
-        dataset = dataset_from_dialogues(
-            dialogues, instructions=profile.instructions, labels=labels
-        )
-        train_kwargs.setdefault("base_model", profile.model)
+        dataset = await self.dialogue_dataset(assistant=assistant, since=since, labels=labels)
+        train_kwargs.setdefault("base_model", self.assistant(assistant).model)
         return await self.train(dataset, **train_kwargs)
+
+    async def dialogue_dataset(
+        self,
+        *,
+        assistant: str | None = None,
+        since: datetime | None = None,
+        labels: Collection[SentimentLabel | str] | None = None,
+    ) -> TrainingDataset:
+        """See :meth:`modelport.Hub.dialogue_dataset`."""
+        return dataset_from_dialogues(
+            await self._all_dialogues(assistant, since),
+            instructions=self.assistant(assistant).instructions,
+            labels=labels,
+        )
 
     async def _save_record(self, record: JobRecord) -> None:
         if self._rt.available(Capability.STORAGE):

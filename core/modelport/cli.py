@@ -437,12 +437,10 @@ def train(
     if data:
         dataset = load_jsonl(data)
     else:
-        found = [hub.dialogue(i.id) for i in _every_dialogue(hub, assistant, _date(since))]
-        profile = hub.assistant(assistant)
-        dataset = dataset_from_dialogues(
-            found, instructions=profile.instructions, labels=labels or None
+        dataset = hub.dialogue_dataset(
+            assistant=assistant, since=_date(since), labels=labels or None
         )
-        model = model or profile.model
+        model = model or hub.assistant(assistant).model
     if check:
         problems = validate_dataset(dataset)
         summary = {
@@ -473,14 +471,6 @@ def train(
             click.echo(_job_line(job))
     if as_json:
         _emit(job)
-
-
-def _every_dialogue(hub: Hub, assistant: str | None, since: datetime | None) -> Iterator[Any]:
-    offset: int | None = 0
-    while offset is not None:
-        page = hub.dialogues(assistant=assistant, since=since, limit=100, offset=offset)
-        yield from page.items
-        offset = page.next_offset
 
 
 @cli.group()

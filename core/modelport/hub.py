@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import attrs
 
@@ -197,7 +197,7 @@ class _HubBase:
         overrides: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
         plugins: Plugins | None = None,
-    ) -> Any:
+    ) -> Self:
         """A hub from the config file (see :func:`modelport.load_settings`)."""
         return cls(load_settings(path, overrides=overrides, env=env), plugins=plugins, env=env)
 
@@ -266,6 +266,28 @@ class Hub(_HubBase):
             return []
         return list(self.dialogue(dialogue).messages)
 
+    def _turn(
+        self,
+        text: str | Message,
+        dialogue: str | None,
+        assistant: str | None,
+        images: Iterable[ImageSource],
+        options: ChatOptions | None,
+        model: str | None,
+    ) -> tuple[_Turn, str, Any]:
+        turn = _prepare_turn(
+            self.settings,
+            self._history(dialogue),
+            text,
+            assistant=assistant,
+            dialogue_id=dialogue,
+            images=images,
+            options=options,
+            model=model,
+        )
+        name, chat = self._rt.backend(Capability.CHAT, turn.backend)
+        return turn, name, chat
+
     def ask(
         self,
         text: str | Message,
@@ -282,17 +304,7 @@ class Hub(_HubBase):
         ``None``), applies the assistant profile, asks the chat backend, analyses the reply's
         sentiment (when a sentiment backend is available), and appends both messages.
         """
-        turn = _prepare_turn(
-            self.settings,
-            self._history(dialogue),
-            text,
-            assistant=assistant,
-            dialogue_id=dialogue,
-            images=images,
-            options=options,
-            model=model,
-        )
-        name, chat = self._rt.backend(Capability.CHAT, turn.backend)
+        turn, name, chat = self._turn(text, dialogue, assistant, images, options, model)
         request = turn.request
         reply = self._run(
             self._chat_call(turn, "complete", name), lambda: chat.complete(request), request
@@ -337,17 +349,7 @@ class Hub(_HubBase):
         exhausted, the dialogue is stored and ``stream.answer`` is set. The stream is retried
         only before its first delta.
         """
-        turn = _prepare_turn(
-            self.settings,
-            self._history(dialogue),
-            text,
-            assistant=assistant,
-            dialogue_id=dialogue,
-            images=images,
-            options=options,
-            model=model,
-        )
-        name, chat = self._rt.backend(Capability.CHAT, turn.backend)
+        turn, name, chat = self._turn(text, dialogue, assistant, images, options, model)
         return ReplyStream(self, turn, name, chat)
 
     def models(self, *, backend: str | None = None) -> tuple[ModelInfo, ...]:
@@ -465,13 +467,26 @@ class Hub(_HubBase):
         **train_kwargs: Any,
     ) -> TrainingJob:
         """Train on stored dialogues (the original ``dynamic_train``), filtered by assistant,
-        by date and by the sentiment labels of the replies."""
-        profile = self.settings.assistant(assistant)[1]
-        dataset = dataset_from_dialogues(
-            self._all_dialogues(assistant, since), instructions=profile.instructions, labels=labels
-        )
-        train_kwargs.setdefault("base_model", profile.model)
+        by date and by the sentiment labels of the replies; see :meth:`dialogue_dataset`."""
+        dataset = self.dialogue_dataset(assistant=assistant, since=since, labels=labels)
+        train_kwargs.setdefault("base_model", self.assistant(assistant).model)
         return self.train(dataset, **train_kwargs)
+
+    def dialogue_dataset(
+        self,
+        *,
+        assistant: str | None = None,
+        since: datetime | None = None,
+        labels: Collection[SentimentLabel | str] | None = None,
+    ) -> TrainingDataset:
+        """Stored dialogues as training examples (one per dialogue), with the assistant's
+        instructions as the system message; ``labels`` keeps only dialogues whose every reply
+        had one of those sentiment labels."""
+        return dataset_from_dialogues(
+            self._all_dialogues(assistant, since),
+            instructions=self.assistant(assistant).instructions,
+            labels=labels,
+        )
 
     def _save_record(self, record: JobRecord) -> None:
         if self._rt.available(Capability.STORAGE):

@@ -464,3 +464,14 @@ def test_the_message_shorthand_and_explicit_messages() -> None:
     hub = make_test_hub(fakes)
     hub.ask(Message("user", [TextPart("explicit")]))
     assert fakes.chat.calls[0].messages[-1].text == "explicit"
+
+
+def test_from_config_reads_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text('[capabilities]\nchat = "fake-chat"\n[retry]\nattempts = 2\n')
+    hub = Hub.from_config(
+        path, env={}, plugins=make_plugins(autoload=False, plugins=[FakeBackends()])
+    )
+    assert hub.settings.retry.attempts == 2
+    assert hub.backend_name("chat") == "fake-chat"
+    assert isinstance(AsyncHub.from_config(path, env={}), AsyncHub)
