@@ -6,8 +6,8 @@ The file is the first of: the path given, ``$MODELPORT_CONFIG``, ``./modelport.t
 Environment variables ``MODELPORT_<SECTION>__<KEY>`` set nested keys (``__`` separates levels;
 values are read as TOML values when they parse as one, else as strings)::
 
-    MODELPORT_CAPABILITIES__CHAT=openai
-    MODELPORT_BACKENDS__OPENAI__TIMEOUT=20
+    MODELPORT_CAPABILITIES__CHAT=acme
+    MODELPORT_BACKENDS__ACME__TIMEOUT=20
     MODELPORT_RETRY__ATTEMPTS=6
 
 API keys are never read from the file; backends read them from the environment through

@@ -88,7 +88,7 @@ class ConfigError(ModelportError):
     """A setting is missing or wrong.
 
     :param path: the config file, when the problem is in one.
-    :param key: the dotted key, e.g. ``backends.openai.timeout``.
+    :param key: the dotted key, e.g. ``backends.acme.timeout``.
     """
 
     def __init__(
@@ -169,7 +169,7 @@ class PluginBlockedError(PluginError):
 class BackendError(ModelportError):
     """A backend call failed.
 
-    :param backend: the backend's name, e.g. ``"openai"``.
+    :param backend: the backend's name, e.g. ``"acme"``.
     :param status: the HTTP status (or ``None`` when there was no response).
     :param request_id: the vendor's request id, for support tickets.
     :param retryable: whether the same call may succeed if repeated.

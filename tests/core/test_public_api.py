@@ -63,3 +63,14 @@ def test_import_modelport_imports_no_plugin_vendor_sdk_or_pillow() -> None:
 def test_using_the_hub_still_imports_no_plugin_vendor_sdk_or_pillow() -> None:
     loaded = _imported_after("import modelport; modelport.Hub; modelport.AsyncHub")
     assert not loaded & {"openai", "httpx", "PIL", "modelport_openai"}
+
+
+def test_core_names_no_vendor() -> None:
+    import re
+
+    vendor = re.compile(r"openai|anthropic|ollama|vllm|azure|gpt-\d", re.IGNORECASE)
+    root = Path(modelport.__file__).parent
+    offenders = [
+        str(p.relative_to(root)) for p in root.rglob("*.py") if vendor.search(p.read_text())
+    ]
+    assert offenders == []
