@@ -407,6 +407,7 @@ class AsyncReplyStream(AsyncIterator[StreamDelta]):
         self._source: Any = None
         self._started = time.perf_counter()
         self._attempts = 0
+        self._finished = False  # completed, broken or closed: no more deltas, nothing stored
         self.answer: Answer | None = None
 
     async def _next(self, source: Any) -> Any:
@@ -432,7 +433,7 @@ class AsyncReplyStream(AsyncIterator[StreamDelta]):
         return source
 
     async def __anext__(self) -> StreamDelta:
-        if self.answer is not None:
+        if self._finished:
             raise StopAsyncIteration
         if self._source is None:
             self._source = await self._open()
@@ -441,9 +442,11 @@ class AsyncReplyStream(AsyncIterator[StreamDelta]):
         try:
             delta = await self._next(self._source)
         except Exception as exc:
+            self._finished = True
             self._hub._rt.failed_after_start(self._call, exc, self._attempts)
             raise
         if delta is _END:
+            self._finished = True
             reply = _assemble(self._deltas, self._turn.request.model)
             self._hub._rt.succeeded(
                 self._call, self._turn.request, reply, self._started, self._attempts
@@ -463,6 +466,7 @@ class AsyncReplyStream(AsyncIterator[StreamDelta]):
 
     async def aclose(self) -> None:
         """Stop early; nothing is stored."""
+        self._finished = True
         if self._source is not None:
             await self._close(self._source)
 

@@ -588,6 +588,7 @@ class ReplyStream(Iterator[StreamDelta]):
         self._source: Iterator[StreamDelta] | None = None
         self._started = time.perf_counter()
         self._attempts = 0
+        self._finished = False  # completed, broken or closed: no more deltas, nothing stored
         self.answer: Answer | None = None
 
     def _open(self) -> Iterator[StreamDelta]:
@@ -605,7 +606,7 @@ class ReplyStream(Iterator[StreamDelta]):
         return source
 
     def __next__(self) -> StreamDelta:
-        if self.answer is not None:
+        if self._finished:
             raise StopIteration
         if self._source is None:
             self._source = self._open()
@@ -614,9 +615,11 @@ class ReplyStream(Iterator[StreamDelta]):
         try:
             delta = next(self._source)
         except StopIteration:
+            self._finished = True
             self._complete()
             raise
         except Exception as exc:
+            self._finished = True
             self._hub._rt.failed_after_start(self._call, exc, self._attempts)
             raise
         self._deltas.append(delta)
@@ -631,6 +634,7 @@ class ReplyStream(Iterator[StreamDelta]):
 
     def close(self) -> None:
         """Stop early; nothing is stored."""
+        self._finished = True
         if self._source is not None:
             _close(self._source)
 

@@ -475,3 +475,37 @@ def test_from_config_reads_the_file(tmp_path: Path) -> None:
     assert hub.settings.retry.attempts == 2
     assert hub.backend_name("chat") == "fake-chat"
     assert isinstance(AsyncHub.from_config(path, env={}), AsyncHub)
+
+
+def test_a_broken_or_closed_stream_never_stores_a_partial_reply(fakes: FakeBackends) -> None:
+    hub = make_test_hub(fakes)
+    fakes.chat.script(["Hel", BackendConnectionError("cut", backend="fake-chat")])
+    broken = hub.stream("hi")
+    with pytest.raises(BackendConnectionError):
+        list(broken)
+    assert list(broken) == []  # iterating again ends at once...
+    assert broken.answer is None
+    fakes.chat.script(["a", "b", "c"])
+    closed = hub.stream("hi")
+    next(closed)
+    closed.close()
+    assert list(closed) == []
+    assert closed.answer is None
+    assert hub.dialogues().total == 0  # ...and nothing partial was stored
+
+
+async def test_a_broken_or_closed_async_stream_never_stores_a_partial_reply(
+    fakes: FakeBackends,
+) -> None:
+    hub = make_test_async_hub(fakes)
+    fakes.chat.script(["Hel", BackendConnectionError("cut", backend="fake-chat")])
+    broken = await hub.stream("hi")
+    with pytest.raises(BackendConnectionError):
+        _ = [d async for d in broken]
+    assert [d async for d in broken] == []
+    fakes.chat.script(["a", "b", "c"])
+    closed = await hub.stream("hi")
+    await anext(closed)
+    await closed.aclose()
+    assert [d async for d in closed] == []
+    assert (await hub.dialogues()).total == 0
