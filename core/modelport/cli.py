@@ -68,8 +68,6 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except ModelportError as exc:
             _fail(str(exc))
-        except TimeoutError as exc:
-            _fail(str(exc) or "timed out")
 
 
 def _emit(data: Any) -> None:

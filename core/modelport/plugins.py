@@ -71,12 +71,10 @@ class Plugins:
         for impl in self._impls("modelport_register_backends"):
             name = impl.plugin_name
             registry.current_plugin = name
-            before = {s.name for s in registry}
             try:
                 _call_impl(impl, registry=registry)
             except Exception as exc:
-                for spec in [s for s in registry if s.name not in before]:
-                    registry._specs.pop(spec.name)
+                registry.discard_plugin(name)
                 cause = exc.__cause__ if isinstance(exc, PluginError) else exc
                 self._fail(name, f"registering backends failed: {_describe(exc)}", cause)
         registry.current_plugin = "?"

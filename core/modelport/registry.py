@@ -99,6 +99,11 @@ class BackendRegistry:
         self._specs[name] = spec
         return spec
 
+    def discard_plugin(self, plugin: str) -> None:
+        """Forget every backend ``plugin`` offered (used when its registration failed)."""
+        for name in [n for n, s in self._specs.items() if s.plugin == plugin]:
+            del self._specs[name]
+
     def __iter__(self) -> Any:
         return iter(self._specs.values())
 
