@@ -76,6 +76,7 @@ def make_test_hub(
     overrides: Mapping[str, Any] | None = None,
     plugins: Sequence[object] = (),
     sleep: RecordingSleep | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Hub:
     """A :class:`Hub` on the fakes: no config file, no environment, no entry points.
 
@@ -83,13 +84,14 @@ def make_test_hub(
     :param overrides: settings, e.g. ``{"retry": {"attempts": 2}}`` or assistants.
     :param plugins: more plugin objects to register (observers, say).
     :param sleep: records retry and rate-limit waits instead of sleeping.
+    :param env: the environment backends read their keys from (default: empty).
     """
     fakes = fakes if fakes is not None else FakeBackends()
     sleep = sleep if sleep is not None else RecordingSleep()
     return Hub(
         _settings(overrides),
         plugins=make_test_plugins(fakes, *plugins),
-        env={},
+        env=dict(env or {}),
         sleep=sleep,
         asleep=sleep.asleep,
     )
@@ -101,6 +103,7 @@ def make_test_async_hub(
     overrides: Mapping[str, Any] | None = None,
     plugins: Sequence[object] = (),
     sleep: RecordingSleep | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> AsyncHub:
     """The :class:`AsyncHub` twin of :func:`make_test_hub`."""
     fakes = fakes if fakes is not None else FakeBackends()
@@ -108,7 +111,7 @@ def make_test_async_hub(
     return AsyncHub(
         _settings(overrides),
         plugins=make_test_plugins(fakes, *plugins),
-        env={},
+        env=dict(env or {}),
         sleep=sleep,
         asleep=sleep.asleep,
     )

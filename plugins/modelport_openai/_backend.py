@@ -1,0 +1,460 @@
+"""The backend object: one per hub and backend name, serving chat, vision and training.
+
+It owns its HTTP clients (``httpx.Client`` / ``httpx.AsyncClient``, with the configured
+timeouts and connection limits) and hands them to the SDK with ``max_retries=0``, so the core's
+retry policy is the only retry loop and every request goes through a transport the backend
+controls. The SDK and its clients are created on first use.
+
+Chat and vision go through the SDK's generic ``post`` with ``cast_to=httpx.Response`` and the
+JSON is read straight into modelport's types: the SDK still builds, authenticates and sends the
+request and raises its errors, but no response object is built only to be converted again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
+
+import httpx
+
+from modelport import (
+    BackendContext,
+    ChatRequest,
+    JobEvent,
+    JobSpec,
+    ModelInfo,
+    Reply,
+    Secret,
+    StreamDelta,
+    TrainingDataset,
+    TrainingJob,
+    VisionRequest,
+)
+from modelport.errors import ConfigError, ResponseError
+from modelport.training import dataset_to_jsonl
+
+from ._errors import ErrorContext, map_error
+from ._settings import OpenAISettings, resolve
+from ._wire import (
+    StreamAssembler,
+    asse_payloads,
+    chat_body,
+    events_from_json,
+    job_from_json,
+    jobs_from_json,
+    models_from_json,
+    reply_from_json,
+    sse_payloads,
+    vision_body,
+)
+
+if TYPE_CHECKING:
+    import openai
+
+__all__ = ["OpenAIBackend"]
+
+
+class _Response(Protocol):
+    """What is read of an HTTP response (httpx's, or the SDK's own httpx2's)."""
+
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+_NO_KEY = "no-key"  # what the SDK sends to servers that need no key (it insists on one)
+
+
+class OpenAIBackend:
+    """Chat, streaming, vision, model list and fine-tuning over the OpenAI API."""
+
+    def __init__(self, context: BackendContext) -> None:
+        settings = context.settings
+        if not isinstance(settings, OpenAISettings):  # pragma: no cover - the core structures it
+            raise TypeError(f"expected OpenAISettings, got {type(settings).__name__}")
+        self.name = context.name
+        self.config = resolve(context.name, settings, context.env)
+        variable = self.config.api_key_env
+        self._key: Secret | None = None  # a Secret's repr never shows the key
+        if self.config.require_key or context.env.get(variable):
+            self._key = context.secret(variable)
+        self._errors = ErrorContext(
+            backend=self.name,
+            base_url=self.config.base_url,
+            api_key_env=variable,
+            timeout_s=settings.timeout_s,
+            secret=self._key,
+        )
+        self._lock = threading.Lock()
+        self._client: openai.OpenAI | None = None
+        self._aclient: tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI] | None = None
+        self._models: tuple[float, list[ModelInfo]] | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(name={self.name!r}, base_url={self.config.base_url!r})"
+
+    # --- clients --------------------------------------------------------------------------
+
+    def _client_args(self) -> dict[str, Any]:
+        settings = self.config.settings
+        return {
+            "api_key": self._key.reveal() if self._key is not None else _NO_KEY,
+            "organization": self.config.organization,
+            "project": self.config.project,
+            "base_url": self.config.base_url,
+            "timeout": httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
+            "max_retries": 0,
+            "default_headers": dict(settings.headers) or None,
+            "default_query": dict(settings.query) or None,
+        }
+
+    def _http_args(self) -> dict[str, Any]:
+        settings = self.config.settings
+        return {
+            "timeout": httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
+            "limits": httpx.Limits(
+                max_connections=settings.max_connections,
+                max_keepalive_connections=min(20, settings.max_connections),
+            ),
+            "follow_redirects": True,
+        }
+
+    @property
+    def client(self) -> openai.OpenAI:
+        """The SDK client, created on first use."""
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    import openai
+
+                    http = httpx.Client(**self._http_args())
+                    # openai 3.x annotates its own httpx2 but accepts an httpx client.
+                    self._client = openai.OpenAI(**self._client_args(), http_client=http)  # type: ignore[arg-type]
+                client = self._client
+        return client
+
+    @property
+    def aclient(self) -> openai.AsyncOpenAI:
+        """The asyncio SDK client of the running event loop, created on first use there.
+
+        An ``httpx.AsyncClient`` is bound to the loop its connections were opened on, so a
+        host that runs several loops one after another (``asyncio.run`` twice) gets a fresh
+        client in each instead of a broken pool.
+        """
+        loop = asyncio.get_running_loop()
+        current = self._aclient
+        if current is None or current[0] is not loop:
+            import openai
+
+            http = httpx.AsyncClient(**self._http_args())
+            client = openai.AsyncOpenAI(**self._client_args(), http_client=http)  # type: ignore[arg-type]
+            self._aclient = current = (loop, client)
+        return current[1]
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        current, self._aclient = self._aclient, None
+        if current is not None and current[0] is asyncio.get_running_loop():
+            await current[1].close()
+
+    # --- shared ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _mapped(self, *, training: bool = False) -> Iterator[None]:
+        """Raise SDK and HTTP failures as the core's errors, chained with ``from``."""
+        try:
+            yield
+        except Exception as exc:
+            error = map_error(exc, self._errors, training=training)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _json(self, response: _Response) -> Any:
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            raise ResponseError(
+                f"the server answered with something that is not JSON: {response.text[:60]!r}",
+                backend=self.name,
+                status=response.status_code,
+                request_id=response.headers.get("x-request-id"),
+                hint=f"check that base_url ({self.config.base_url}) is an OpenAI-compatible API",
+            ) from None
+
+    def _auto_model(self, models: Sequence[ModelInfo]) -> str:
+        if not models:
+            raise ConfigError(
+                f"backend {self.name!r} has no model set and the server lists none",
+                key=f"backends.{self.name}.model",
+                hint=f"set [backends.{self.name}] model = ...",
+            )
+        return models[0].id
+
+    def _chat_model(self, requested: str | None, vision: bool = False) -> str | None:
+        return requested or (self.config.vision_model if vision else self.config.model) or None
+
+    def _chat_body(self, request: ChatRequest, model: str, stream: bool) -> dict[str, Any]:
+        return chat_body(
+            request,
+            model=model,
+            defaults=self.config.settings.options,
+            max_tokens_param=self.config.max_tokens_param,
+            stream=stream,
+            stream_usage=self.config.settings.stream_usage,
+        )
+
+    def _vision_body(self, request: VisionRequest, model: str) -> dict[str, Any]:
+        return vision_body(
+            request,
+            model=model,
+            defaults=self.config.settings.options,
+            max_tokens_param=self.config.max_tokens_param,
+        )
+
+    def _reply(self, response: httpx.Response, model: str, structured: bool) -> Reply:
+        return reply_from_json(
+            self._json(response),
+            backend=self.name,
+            model=model,
+            request_id=response.headers.get("x-request-id"),
+            structured=structured,
+        )
+
+    def _cached_models(self) -> list[ModelInfo] | None:
+        cached = self._models
+        if cached is not None and time.monotonic() < cached[0]:
+            return cached[1]
+        return None
+
+    def _cache_models(self, models: list[ModelInfo]) -> list[ModelInfo]:
+        ttl = self.config.settings.models_ttl_s
+        if ttl > 0:
+            self._models = (time.monotonic() + ttl, models)
+        return models
+
+    # --- chat -----------------------------------------------------------------------------
+
+    def complete(self, request: ChatRequest) -> Reply:
+        model = self._chat_model(request.model) or self._auto_model(self.models())
+        body = self._chat_body(request, model, stream=False)
+        with self._mapped():
+            response = self.client.post("/chat/completions", body=body, cast_to=httpx.Response)
+        return self._reply(response, model, request.options.json_schema is not None)
+
+    def stream(self, request: ChatRequest) -> Iterator[StreamDelta]:
+        model = self._chat_model(request.model) or self._auto_model(self.models())
+        body = self._chat_body(request, model, stream=True)
+        with self._mapped():
+            response = self.client.post(
+                "/chat/completions", body=body, cast_to=httpx.Response, stream=True
+            )
+        try:
+            assembler = StreamAssembler(self.name, model)
+            with self._mapped():
+                for payload in sse_payloads(response.iter_lines()):
+                    delta = assembler.feed(payload)
+                    if delta is not None:
+                        yield delta
+                    if assembler.done:
+                        break
+            yield assembler.finish()
+        finally:
+            response.close()
+
+    def models(self) -> list[ModelInfo]:
+        cached = self._cached_models()
+        if cached is not None:
+            return cached
+        with self._mapped():
+            response = self.client.get("/models", cast_to=httpx.Response)
+        return self._cache_models(models_from_json(self._json(response), self.name))
+
+    async def acomplete(self, request: ChatRequest) -> Reply:
+        model = self._chat_model(request.model) or self._auto_model(await self.amodels())
+        body = self._chat_body(request, model, stream=False)
+        with self._mapped():
+            response = await self.aclient.post(
+                "/chat/completions", body=body, cast_to=httpx.Response
+            )
+        return self._reply(response, model, request.options.json_schema is not None)
+
+    async def astream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        model = self._chat_model(request.model) or self._auto_model(await self.amodels())
+        body = self._chat_body(request, model, stream=True)
+        with self._mapped():
+            response = await self.aclient.post(
+                "/chat/completions", body=body, cast_to=httpx.Response, stream=True
+            )
+        try:
+            assembler = StreamAssembler(self.name, model)
+            with self._mapped():
+                async for payload in asse_payloads(response.aiter_lines()):
+                    delta = assembler.feed(payload)
+                    if delta is not None:
+                        yield delta
+                    if assembler.done:
+                        break
+            yield assembler.finish()
+        finally:
+            await response.aclose()
+
+    async def amodels(self) -> list[ModelInfo]:
+        cached = self._cached_models()
+        if cached is not None:
+            return cached
+        with self._mapped():
+            response = await self.aclient.get("/models", cast_to=httpx.Response)
+        return self._cache_models(models_from_json(self._json(response), self.name))
+
+    # --- vision ---------------------------------------------------------------------------
+
+    def describe(self, request: VisionRequest) -> Reply:
+        model = self._chat_model(request.model, vision=True) or self._auto_model(self.models())
+        body = self._vision_body(request, model)
+        with self._mapped():
+            response = self.client.post("/chat/completions", body=body, cast_to=httpx.Response)
+        return self._reply(response, model, request.options.json_schema is not None)
+
+    async def adescribe(self, request: VisionRequest) -> Reply:
+        model = self._chat_model(request.model, vision=True) or self._auto_model(
+            await self.amodels()
+        )
+        body = self._vision_body(request, model)
+        with self._mapped():
+            response = await self.aclient.post(
+                "/chat/completions", body=body, cast_to=httpx.Response
+            )
+        return self._reply(response, model, request.options.json_schema is not None)
+
+    # --- training -------------------------------------------------------------------------
+
+    @staticmethod
+    def _upload_file(dataset: TrainingDataset) -> tuple[str, bytes, str]:
+        name = PurePath(dataset.source).name
+        if not name.endswith(".jsonl"):
+            name = "modelport-dataset.jsonl"
+        return name, dataset_to_jsonl(dataset).encode("utf-8"), "application/jsonl"
+
+    def _file_id(self, data: Any) -> str:
+        if not isinstance(data, Mapping) or not data.get("id"):
+            raise ResponseError("the upload's response holds no file id", backend=self.name)
+        return str(data["id"])
+
+    @staticmethod
+    def _job_body(spec: JobSpec) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": spec.base_model, "training_file": spec.training_file}
+        if spec.validation_file:
+            body["validation_file"] = spec.validation_file
+        if spec.suffix:
+            body["suffix"] = spec.suffix
+        if spec.hyperparameters:
+            body["method"] = {
+                "type": "supervised",
+                "supervised": {"hyperparameters": dict(spec.hyperparameters)},
+            }
+        return body
+
+    @staticmethod
+    def _job_path(job_id: str, tail: str = "") -> str:
+        return f"/fine_tuning/jobs/{quote(job_id, safe='')}{tail}"
+
+    def upload(self, dataset: TrainingDataset) -> str:
+        with self._mapped(training=True):
+            raw = self.client.files.with_raw_response.create(
+                file=self._upload_file(dataset), purpose="fine-tune"
+            )
+        return self._file_id(self._json(raw.http_response))
+
+    def start(self, spec: JobSpec) -> TrainingJob:
+        with self._mapped(training=True):
+            response = self.client.post(
+                "/fine_tuning/jobs", body=self._job_body(spec), cast_to=httpx.Response
+            )
+        return job_from_json(self._json(response), self.name)
+
+    def get_job(self, job_id: str) -> TrainingJob:
+        with self._mapped():
+            response = self.client.get(self._job_path(job_id), cast_to=httpx.Response)
+        return job_from_json(self._json(response), self.name)
+
+    def list_jobs(self, *, limit: int = 20) -> list[TrainingJob]:
+        with self._mapped():
+            response = self.client.get(
+                "/fine_tuning/jobs", cast_to=httpx.Response, options={"params": {"limit": limit}}
+            )
+        return jobs_from_json(self._json(response), self.name)
+
+    def cancel_job(self, job_id: str) -> TrainingJob:
+        with self._mapped():
+            response = self.client.post(self._job_path(job_id, "/cancel"), cast_to=httpx.Response)
+        return job_from_json(self._json(response), self.name)
+
+    def job_events(self, job_id: str) -> list[JobEvent]:
+        with self._mapped():
+            response = self.client.get(
+                self._job_path(job_id, "/events"),
+                cast_to=httpx.Response,
+                options={"params": {"limit": 100}},
+            )
+        return events_from_json(self._json(response), self.name)
+
+    async def aupload(self, dataset: TrainingDataset) -> str:
+        with self._mapped(training=True):
+            raw = await self.aclient.files.with_raw_response.create(
+                file=self._upload_file(dataset), purpose="fine-tune"
+            )
+        return self._file_id(self._json(raw.http_response))
+
+    async def astart(self, spec: JobSpec) -> TrainingJob:
+        with self._mapped(training=True):
+            response = await self.aclient.post(
+                "/fine_tuning/jobs", body=self._job_body(spec), cast_to=httpx.Response
+            )
+        return job_from_json(self._json(response), self.name)
+
+    async def aget_job(self, job_id: str) -> TrainingJob:
+        with self._mapped():
+            response = await self.aclient.get(self._job_path(job_id), cast_to=httpx.Response)
+        return job_from_json(self._json(response), self.name)
+
+    async def alist_jobs(self, *, limit: int = 20) -> list[TrainingJob]:
+        with self._mapped():
+            response = await self.aclient.get(
+                "/fine_tuning/jobs", cast_to=httpx.Response, options={"params": {"limit": limit}}
+            )
+        return jobs_from_json(self._json(response), self.name)
+
+    async def acancel_job(self, job_id: str) -> TrainingJob:
+        with self._mapped():
+            response = await self.aclient.post(
+                self._job_path(job_id, "/cancel"), cast_to=httpx.Response
+            )
+        return job_from_json(self._json(response), self.name)
+
+    async def ajob_events(self, job_id: str) -> list[JobEvent]:
+        with self._mapped():
+            response = await self.aclient.get(
+                self._job_path(job_id, "/events"),
+                cast_to=httpx.Response,
+                options={"params": {"limit": 100}},
+            )
+        return events_from_json(self._json(response), self.name)

@@ -1,0 +1,220 @@
+"""Settings of the OpenAI backend, and the presets for OpenAI-compatible servers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from modelport import Capability, ChatOptions
+from modelport.errors import ConfigError
+
+__all__ = ["PRESETS", "OpenAISettings", "Preset", "Resolved", "resolve"]
+
+_CHAT_VISION = frozenset({Capability.CHAT, Capability.VISION})
+_ALL = frozenset({Capability.CHAT, Capability.VISION, Capability.TRAINING})
+
+
+@attrs.frozen(kw_only=True)
+class OpenAISettings:
+    """The keys of a ``[backends.<name>]`` section for ``openai`` and its presets.
+
+    A key left unset takes the preset's default (see :data:`PRESETS`).
+
+    :ivar model: the chat model when neither the request nor the assistant names one. An
+        empty string means "the first model the server lists" (handy for servers that serve
+        exactly one, such as vLLM or llama.cpp).
+    :ivar vision_model: the model for image descriptions; defaults to ``model``.
+    :ivar api_key_env: the name of the environment variable holding the API key.
+    :ivar require_key: whether a missing key is an error (local servers need none).
+    :ivar base_url: the server's ``/v1`` URL. For ``openai``, ``OPENAI_BASE_URL`` is honoured.
+    :ivar organization: the ``OpenAI-Organization`` header (``OPENAI_ORG_ID`` is honoured).
+    :ivar project: the ``OpenAI-Project`` header (``OPENAI_PROJECT_ID`` is honoured).
+    :ivar timeout_s: seconds to wait for a response (and between two streamed chunks).
+    :ivar connect_timeout_s: seconds to wait for a connection.
+    :ivar max_connections: connections the backend's HTTP client keeps at most.
+    :ivar max_tokens_param: the request key for the reply's token limit:
+        ``max_completion_tokens`` (OpenAI, Azure) or ``max_tokens`` (most other servers).
+    :ivar stream_usage: ask for token usage at the end of a stream (``stream_options``).
+    :ivar models_ttl_s: how long the model list is cached; 0 turns the cache off.
+    :ivar headers: extra HTTP headers sent with every request (never a key: use the env).
+    :ivar query: extra query parameters, e.g. ``{"api-version" = "2024-10-21"}`` for Azure.
+    :ivar options: default chat options (temperature, max_tokens, ...), under the
+        assistant's and the call's own.
+    """
+
+    model: str | None = None
+    vision_model: str | None = None
+    api_key_env: str | None = None
+    require_key: bool | None = None
+    base_url: str | None = None
+    organization: str | None = None
+    project: str | None = None
+    timeout_s: float = 60.0
+    connect_timeout_s: float = 10.0
+    max_connections: int = 100
+    max_tokens_param: str | None = None
+    stream_usage: bool = True
+    models_ttl_s: float = 300.0
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    query: Mapping[str, str] = attrs.field(factory=dict)
+    options: ChatOptions = ChatOptions()
+
+
+@attrs.frozen(kw_only=True)
+class Preset:
+    """Defaults for one kind of OpenAI-compatible server, registered as its own backend."""
+
+    name: str
+    description: str
+    capabilities: frozenset[Capability]
+    model: str
+    api_key_env: str
+    require_key: bool
+    base_url: str | None
+    base_url_env: str | None = None
+    max_tokens_param: str = "max_tokens"
+    base_url_hint: str = ""
+    default: bool = False
+
+
+PRESETS: Mapping[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            name="openai",
+            description="OpenAI: chat, streaming, vision, model list, fine-tuning",
+            capabilities=_ALL,
+            model="gpt-4o-mini",
+            api_key_env="OPENAI_API_KEY",
+            require_key=True,
+            base_url="https://api.openai.com/v1",
+            base_url_env="OPENAI_BASE_URL",
+            max_tokens_param="max_completion_tokens",
+            default=True,
+        ),
+        Preset(
+            name="azure",
+            description="Azure OpenAI deployments (the /openai/v1/ API)",
+            capabilities=_ALL,
+            model="gpt-4o-mini",
+            api_key_env="AZURE_OPENAI_API_KEY",
+            require_key=True,
+            base_url=None,
+            base_url_env="AZURE_OPENAI_BASE_URL",
+            max_tokens_param="max_completion_tokens",
+            base_url_hint="https://<resource>.openai.azure.com/openai/v1/",
+        ),
+        Preset(
+            name="ollama",
+            description="Ollama's OpenAI-compatible API (local)",
+            capabilities=_CHAT_VISION,
+            model="llama3.2",
+            api_key_env="OLLAMA_API_KEY",
+            require_key=False,
+            base_url="http://localhost:11434/v1",
+        ),
+        Preset(
+            name="vllm",
+            description="a vLLM server (local); the model defaults to the one it serves",
+            capabilities=_CHAT_VISION,
+            model="",
+            api_key_env="VLLM_API_KEY",
+            require_key=False,
+            base_url="http://localhost:8000/v1",
+        ),
+        Preset(
+            name="llamacpp",
+            description="llama.cpp's llama-server (local)",
+            capabilities=_CHAT_VISION,
+            model="",
+            api_key_env="LLAMACPP_API_KEY",
+            require_key=False,
+            base_url="http://localhost:8080/v1",
+        ),
+        Preset(
+            name="lmstudio",
+            description="LM Studio's local server",
+            capabilities=_CHAT_VISION,
+            model="",
+            api_key_env="LMSTUDIO_API_KEY",
+            require_key=False,
+            base_url="http://localhost:1234/v1",
+        ),
+    )
+}
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class Resolved:
+    """A backend's effective settings: the section laid over its preset and the environment."""
+
+    backend: str
+    preset: Preset
+    settings: OpenAISettings
+    model: str
+    vision_model: str
+    api_key_env: str
+    require_key: bool
+    base_url: str
+    organization: str | None
+    project: str | None
+    max_tokens_param: str
+
+    @property
+    def can_train(self) -> bool:
+        return Capability.TRAINING in self.preset.capabilities
+
+    def __repr__(self) -> str:
+        return f"Resolved(backend={self.backend!r}, base_url={self.base_url!r})"
+
+
+def resolve(backend: str, settings: OpenAISettings, env: Mapping[str, str]) -> Resolved:
+    """Lay ``settings`` over the preset named ``backend``.
+
+    :raises ConfigError: when a setting is out of range or a required base URL is missing.
+    """
+    preset = PRESETS[backend]
+    section = f"backends.{backend}"
+    base_url = (
+        settings.base_url
+        or (env.get(preset.base_url_env) if preset.base_url_env else None)
+        or preset.base_url
+    )
+    if not base_url:
+        raise ConfigError(
+            f"backend {backend!r} needs the server's URL",
+            key=f"{section}.base_url",
+            hint=f"set [backends.{backend}] base_url = {preset.base_url_hint!r}"
+            + (f" or export {preset.base_url_env}" if preset.base_url_env else ""),
+        )
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"base_url {base_url!r} is not an http(s) URL", key=f"{section}.base_url")
+    for key in ("timeout_s", "connect_timeout_s"):
+        if getattr(settings, key) <= 0:
+            raise ConfigError("must be greater than 0", key=f"{section}.{key}")
+    if settings.max_connections < 1:
+        raise ConfigError("must be at least 1", key=f"{section}.max_connections")
+    if settings.models_ttl_s < 0:
+        raise ConfigError("must be 0 or more", key=f"{section}.models_ttl_s")
+    tokens_param = settings.max_tokens_param or preset.max_tokens_param
+    if tokens_param not in ("max_tokens", "max_completion_tokens"):
+        raise ConfigError(
+            f"{tokens_param!r} is not 'max_tokens' or 'max_completion_tokens'",
+            key=f"{section}.max_tokens_param",
+        )
+    openai_env = preset.name == "openai"
+    model = preset.model if settings.model is None else settings.model
+    return Resolved(
+        backend=backend,
+        preset=preset,
+        settings=settings,
+        model=model,
+        vision_model=settings.vision_model or model,
+        api_key_env=settings.api_key_env or preset.api_key_env,
+        require_key=preset.require_key if settings.require_key is None else settings.require_key,
+        base_url=base_url.rstrip("/"),
+        organization=settings.organization or (env.get("OPENAI_ORG_ID") if openai_env else None),
+        project=settings.project or (env.get("OPENAI_PROJECT_ID") if openai_env else None),
+        max_tokens_param=tokens_param,
+    )

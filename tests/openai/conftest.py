@@ -1,0 +1,196 @@
+"""An OpenAI-compatible API faked with respx at the transport, and hubs wired to it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+import modelport_openai
+from modelport import AsyncHub, Hub
+from modelport.testing import FakeBackends, RecordingSleep, make_test_async_hub, make_test_hub
+
+BASE = "https://api.test/v1"
+#: Shaped like a real key (so redaction is tested for real), but built at run time.
+KEY = "sk-" + "proj-" + "Zq7" * 10
+
+
+def completion(
+    text: str = "Hello!", *, model: str = "gpt-4o-mini", finish: str = "stop", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": finish,
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
+        **extra,
+    }
+
+
+def ok(body: Any, *, request_id: str = "req_123", **headers: str) -> httpx.Response:
+    return httpx.Response(200, json=body, headers={"x-request-id": request_id, **headers})
+
+
+def error(
+    status: int, message: str = "nope", *, code: str | None = None, **headers: str
+) -> httpx.Response:
+    body = {"error": {"message": message, "type": "invalid_request_error", "code": code}}
+    return httpx.Response(status, json=body, headers={"x-request-id": f"req_{status}", **headers})
+
+
+def chunk(
+    text: str | None = None,
+    *,
+    finish: str | None = None,
+    usage: Mapping[str, int] | None = None,
+) -> str:
+    choices = []
+    if text is not None or finish is not None:
+        delta = {"content": text} if text is not None else {}
+        choices = [{"index": 0, "delta": delta, "finish_reason": finish}]
+    body: dict[str, Any] = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "model": "gpt-4o-mini",
+        "choices": choices,
+    }
+    if usage is not None:
+        body["usage"] = dict(usage)
+    return f"data: {json.dumps(body)}\n\n"
+
+
+def sse(*events: str, done: bool = True) -> httpx.Response:
+    payload = "".join(events) + ("data: [DONE]\n\n" if done else "")
+    return httpx.Response(
+        200, content=payload.encode(), headers={"content-type": "text/event-stream"}
+    )
+
+
+class CutStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body that sends ``parts`` and then loses the connection."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = [p.encode() for p in parts]
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.parts
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self.parts:
+            yield part
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+
+def cut_sse(*events: str) -> httpx.Response:
+    return httpx.Response(
+        200, stream=CutStream(*events), headers={"content-type": "text/event-stream"}
+    )
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32  # enough for the core to recognise it
+
+
+def settings(
+    backend: str = "openai",
+    retry: Mapping[str, Any] | None = None,
+    more: Mapping[str, Any] | None = None,
+    **backend_settings: Any,
+) -> dict[str, Any]:
+    if backend == "openai":
+        backend_settings.setdefault("base_url", BASE)
+    capabilities = {**FakeBackends.capabilities(), "chat": backend, "vision": backend}
+    if backend in ("openai", "azure"):
+        capabilities["training"] = backend
+    return {
+        "capabilities": capabilities,
+        "backends": {backend: backend_settings},
+        "retry": {"attempts": 3, "jitter_s": 0, **(retry or {})},
+        **(more or {}),
+    }
+
+
+MakeHub = Callable[..., Hub]
+MakeAsyncHub = Callable[..., AsyncHub]
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    """The fake API at :data:`BASE`; a request to any unmocked route fails the test."""
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+def sleeps() -> RecordingSleep:
+    return RecordingSleep()
+
+
+@pytest.fixture
+def make_hub(sleeps: RecordingSleep) -> Iterator[MakeHub]:
+    hubs: list[Hub] = []
+
+    def make(
+        backend: str = "openai",
+        *,
+        env: Mapping[str, str] | None = None,
+        retry: Mapping[str, Any] | None = None,
+        more: Mapping[str, Any] | None = None,
+        **backend_settings: Any,
+    ) -> Hub:
+        hub = make_test_hub(
+            overrides=settings(backend, retry, more, **backend_settings),
+            plugins=[("openai", modelport_openai)],
+            sleep=sleeps,
+            env={"OPENAI_API_KEY": KEY} if env is None else env,
+        )
+        hubs.append(hub)
+        return hub
+
+    yield make
+    for hub in hubs:
+        hub.close()
+
+
+@pytest.fixture
+async def make_async_hub(sleeps: RecordingSleep) -> AsyncIterator[MakeAsyncHub]:
+    hubs: list[AsyncHub] = []
+
+    def make(
+        backend: str = "openai",
+        *,
+        env: Mapping[str, str] | None = None,
+        retry: Mapping[str, Any] | None = None,
+        more: Mapping[str, Any] | None = None,
+        **backend_settings: Any,
+    ) -> AsyncHub:
+        hub = make_test_async_hub(
+            overrides=settings(backend, retry, more, **backend_settings),
+            plugins=[("openai", modelport_openai)],
+            sleep=sleeps,
+            env={"OPENAI_API_KEY": KEY} if env is None else env,
+        )
+        hubs.append(hub)
+        return hub
+
+    yield make
+    for hub in hubs:
+        await hub.aclose()
+
+
+def sent(route: respx.Route, index: int = -1) -> dict[str, Any]:
+    """The JSON body of a request ``route`` received."""
+    body: dict[str, Any] = json.loads(route.calls[index].request.content)
+    return body
