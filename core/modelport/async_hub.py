@@ -21,6 +21,7 @@ from .hub import (
     _END,
     DatasetSource,
     ImageSource,
+    _answer_message,
     _assemble,
     _base_model,
     _close,
@@ -28,6 +29,7 @@ from .hub import (
     _HubBase,
     _new_record,
     _prepare_turn,
+    _store_turn,
     _Turn,
     _vision_request,
 )
@@ -49,7 +51,6 @@ from .types import (
     StreamDelta,
     TrainingDataset,
     TrainingJob,
-    utcnow,
 )
 
 __all__ = ["AsyncHub", "AsyncReplyStream"]
@@ -135,24 +136,8 @@ class AsyncHub(_HubBase):
         sentiment = (
             await self.analyze(reply.text) if self._rt.available(Capability.SENTIMENT) else None
         )
-        store_name, store = self._store()
-        dialogue_id = turn.dialogue_id
-        if dialogue_id is None:
-            title = turn.user.text[:80] or None
-            info = await self._thread(
-                Call(Capability.STORAGE, store_name, "create_dialogue"),
-                partial(store.create_dialogue, assistant=turn.assistant, title=title),
-            )
-            dialogue_id = info.id
-        answer_message = Message(
-            "assistant", reply.text, created_at=utcnow(), model=reply.model, sentiment=sentiment
-        )
-        for message in (turn.user, answer_message):
-            await self._thread(
-                Call(Capability.STORAGE, store_name, "append", dialogue_id=dialogue_id),
-                partial(store.append, dialogue_id, message),
-                message,
-            )
+        answer = _answer_message(reply, sentiment)
+        dialogue_id = await asyncio.to_thread(_store_turn, self._rt, turn, answer)
         return Answer(reply, dialogue_id, sentiment=sentiment, assistant=turn.assistant)
 
     async def stream(

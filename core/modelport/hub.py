@@ -155,6 +155,38 @@ def _assemble(deltas: list[StreamDelta], fallback_model: str | None) -> Reply:
     )
 
 
+def _answer_message(reply: Reply, sentiment: Sentiment | None) -> Message:
+    return Message(
+        "assistant", reply.text, created_at=utcnow(), model=reply.model, sentiment=sentiment
+    )
+
+
+def _store_turn(rt: Runtime, turn: _Turn, answer: Message) -> str:
+    """Store a finished turn: create the dialogue when it is new, then append the question and
+    the answer, each under the runtime's guard. Returns the dialogue's id.
+
+    Blocking on purpose: the async hub runs the whole of it in one worker thread, rather than
+    paying a thread hop for each of the three store calls.
+    """
+    store_name, store = rt.backend(Capability.STORAGE)
+    dialogue_id = turn.dialogue_id
+    if dialogue_id is None:
+        title = turn.user.text[:80] or None
+        info = rt.call(
+            Call(Capability.STORAGE, store_name, "create_dialogue"),
+            lambda: store.create_dialogue(assistant=turn.assistant, title=title),
+        )[0]
+        dialogue_id = info.id
+    for message in (turn.user, answer):
+        rt.call(
+            Call(Capability.STORAGE, store_name, "append", dialogue_id=dialogue_id),
+            lambda m=message: store.append(dialogue_id, m),  # type: ignore[misc]
+            request=message,
+        )
+    assert dialogue_id is not None
+    return dialogue_id
+
+
 def _new_record(
     job: TrainingJob, backend: str, base_model: str, source: str, description: str
 ) -> JobRecord:
@@ -313,24 +345,7 @@ class Hub(_HubBase):
 
     def _finish(self, turn: _Turn, reply: Reply) -> Answer:
         sentiment = self.analyze(reply.text) if self._rt.available(Capability.SENTIMENT) else None
-        store_name, store = self._store()
-        dialogue_id = turn.dialogue_id
-        if dialogue_id is None:
-            title = turn.user.text[:80] or None
-            info = self._run(
-                Call(Capability.STORAGE, store_name, "create_dialogue"),
-                lambda: store.create_dialogue(assistant=turn.assistant, title=title),
-            )
-            dialogue_id = info.id
-        answer_message = Message(
-            "assistant", reply.text, created_at=utcnow(), model=reply.model, sentiment=sentiment
-        )
-        for message in (turn.user, answer_message):
-            self._run(
-                Call(Capability.STORAGE, store_name, "append", dialogue_id=dialogue_id),
-                lambda m=message: store.append(dialogue_id, m),  # type: ignore[misc]
-                message,
-            )
+        dialogue_id = _store_turn(self._rt, turn, _answer_message(reply, sentiment))
         return Answer(reply, dialogue_id, sentiment=sentiment, assistant=turn.assistant)
 
     def stream(

@@ -41,6 +41,7 @@ from modelport.errors import ConfigError, ResponseError
 from modelport.training import dataset_to_jsonl
 
 from ._errors import ErrorContext, map_error
+from ._pool import AsyncClientPool
 from ._settings import OpenAISettings, resolve
 from ._wire import (
     StreamAssembler,
@@ -99,7 +100,7 @@ class OpenAIBackend:
         )
         self._lock = threading.Lock()
         self._client: openai.OpenAI | None = None
-        self._aclient: tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI] | None = None
+        self._apool: AsyncClientPool | None = None
         self._models: tuple[float, list[ModelInfo]] | None = None
 
     def __repr__(self) -> str:
@@ -120,13 +121,12 @@ class OpenAIBackend:
             "default_query": dict(settings.query) or None,
         }
 
-    def _http_args(self) -> dict[str, Any]:
+    def _http_args(self, connections: int) -> dict[str, Any]:
         settings = self.config.settings
         return {
             "timeout": httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
             "limits": httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=min(20, settings.max_connections),
+                max_connections=connections, max_keepalive_connections=connections
             ),
             "follow_redirects": True,
         }
@@ -140,29 +140,28 @@ class OpenAIBackend:
                 if self._client is None:
                     import openai
 
-                    http = httpx.Client(**self._http_args())
+                    http = httpx.Client(**self._http_args(self.config.settings.max_connections))
                     # openai 3.x annotates its own httpx2 but accepts an httpx client.
                     self._client = openai.OpenAI(**self._client_args(), http_client=http)  # type: ignore[arg-type]
                 client = self._client
         return client
 
+    def _make_async(self, connections: int) -> openai.AsyncOpenAI:
+        import openai
+
+        http = httpx.AsyncClient(**self._http_args(connections))
+        return openai.AsyncOpenAI(**self._client_args(), http_client=http)  # type: ignore[arg-type]
+
     @property
-    def aclient(self) -> openai.AsyncOpenAI:
-        """The asyncio SDK client of the running event loop, created on first use there.
-
-        An ``httpx.AsyncClient`` is bound to the loop its connections were opened on, so a
-        host that runs several loops one after another (``asyncio.run`` twice) gets a fresh
-        client in each instead of a broken pool.
-        """
+    def apool(self) -> AsyncClientPool:
+        """The async clients of the running event loop (see :mod:`._pool`)."""
         loop = asyncio.get_running_loop()
-        current = self._aclient
-        if current is None or current[0] is not loop:
-            import openai
-
-            http = httpx.AsyncClient(**self._http_args())
-            client = openai.AsyncOpenAI(**self._client_args(), http_client=http)  # type: ignore[arg-type]
-            self._aclient = current = (loop, client)
-        return current[1]
+        pool = self._apool
+        if pool is None or pool.loop is not loop:
+            pool = self._apool = AsyncClientPool(
+                loop, self._make_async, self.config.settings.max_connections
+            )
+        return pool
 
     def close(self) -> None:
         with self._lock:
@@ -171,9 +170,46 @@ class OpenAIBackend:
             client.close()
 
     async def aclose(self) -> None:
-        current, self._aclient = self._aclient, None
-        if current is not None and current[0] is asyncio.get_running_loop():
-            await current[1].close()
+        pool, self._apool = self._apool, None
+        if pool is not None and pool.loop is asyncio.get_running_loop():
+            await pool.aclose()
+
+    # --- requests -------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        training: bool = False,
+    ) -> httpx.Response:
+        options: Any = {"params": params} if params else {}
+        with self._mapped(training=training):
+            if method == "GET":
+                return self.client.get(path, cast_to=httpx.Response, options=options)
+            return self.client.post(path, body=body, cast_to=httpx.Response, options=options)
+
+    async def _arequest(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        training: bool = False,
+    ) -> httpx.Response:
+        options: Any = {"params": params} if params else {}
+        pool = self.apool
+        index, client = pool.acquire()
+        try:
+            with self._mapped(training=training):
+                if method == "GET":
+                    return await client.get(path, cast_to=httpx.Response, options=options)
+                return await client.post(path, body=body, cast_to=httpx.Response, options=options)
+        finally:
+            pool.release(index)
 
     # --- shared ---------------------------------------------------------------------------
 
@@ -255,9 +291,9 @@ class OpenAIBackend:
 
     def complete(self, request: ChatRequest) -> Reply:
         model = self._chat_model(request.model) or self._auto_model(self.models())
-        body = self._chat_body(request, model, stream=False)
-        with self._mapped():
-            response = self.client.post("/chat/completions", body=body, cast_to=httpx.Response)
+        response = self._request(
+            "POST", "/chat/completions", body=self._chat_body(request, model, stream=False)
+        )
         return self._reply(response, model, request.options.json_schema is not None)
 
     def stream(self, request: ChatRequest) -> Iterator[StreamDelta]:
@@ -284,65 +320,64 @@ class OpenAIBackend:
         cached = self._cached_models()
         if cached is not None:
             return cached
-        with self._mapped():
-            response = self.client.get("/models", cast_to=httpx.Response)
+        response = self._request("GET", "/models")
         return self._cache_models(models_from_json(self._json(response), self.name))
 
     async def acomplete(self, request: ChatRequest) -> Reply:
         model = self._chat_model(request.model) or self._auto_model(await self.amodels())
-        body = self._chat_body(request, model, stream=False)
-        with self._mapped():
-            response = await self.aclient.post(
-                "/chat/completions", body=body, cast_to=httpx.Response
-            )
+        response = await self._arequest(
+            "POST", "/chat/completions", body=self._chat_body(request, model, stream=False)
+        )
         return self._reply(response, model, request.options.json_schema is not None)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         model = self._chat_model(request.model) or self._auto_model(await self.amodels())
         body = self._chat_body(request, model, stream=True)
-        with self._mapped():
-            response = await self.aclient.post(
-                "/chat/completions", body=body, cast_to=httpx.Response, stream=True
-            )
+        pool = self.apool
+        index, client = pool.acquire()
         try:
-            assembler = StreamAssembler(self.name, model)
             with self._mapped():
-                async for payload in asse_payloads(response.aiter_lines()):
-                    delta = assembler.feed(payload)
-                    if delta is not None:
-                        yield delta
-                    if assembler.done:
-                        break
-            yield assembler.finish()
+                response = await client.post(
+                    "/chat/completions", body=body, cast_to=httpx.Response, stream=True
+                )
+            try:
+                assembler = StreamAssembler(self.name, model)
+                with self._mapped():
+                    async for payload in asse_payloads(response.aiter_lines()):
+                        delta = assembler.feed(payload)
+                        if delta is not None:
+                            yield delta
+                        if assembler.done:
+                            break
+                yield assembler.finish()
+            finally:
+                await response.aclose()
         finally:
-            await response.aclose()
+            pool.release(index)
 
     async def amodels(self) -> list[ModelInfo]:
         cached = self._cached_models()
         if cached is not None:
             return cached
-        with self._mapped():
-            response = await self.aclient.get("/models", cast_to=httpx.Response)
+        response = await self._arequest("GET", "/models")
         return self._cache_models(models_from_json(self._json(response), self.name))
 
     # --- vision ---------------------------------------------------------------------------
 
     def describe(self, request: VisionRequest) -> Reply:
         model = self._chat_model(request.model, vision=True) or self._auto_model(self.models())
-        body = self._vision_body(request, model)
-        with self._mapped():
-            response = self.client.post("/chat/completions", body=body, cast_to=httpx.Response)
+        response = self._request(
+            "POST", "/chat/completions", body=self._vision_body(request, model)
+        )
         return self._reply(response, model, request.options.json_schema is not None)
 
     async def adescribe(self, request: VisionRequest) -> Reply:
         model = self._chat_model(request.model, vision=True) or self._auto_model(
             await self.amodels()
         )
-        body = self._vision_body(request, model)
-        with self._mapped():
-            response = await self.aclient.post(
-                "/chat/completions", body=body, cast_to=httpx.Response
-            )
+        response = await self._arequest(
+            "POST", "/chat/completions", body=self._vision_body(request, model)
+        )
         return self._reply(response, model, request.options.json_schema is not None)
 
     # --- training -------------------------------------------------------------------------
@@ -385,76 +420,54 @@ class OpenAIBackend:
         return self._file_id(self._json(raw.http_response))
 
     def start(self, spec: JobSpec) -> TrainingJob:
-        with self._mapped(training=True):
-            response = self.client.post(
-                "/fine_tuning/jobs", body=self._job_body(spec), cast_to=httpx.Response
-            )
+        response = self._request(
+            "POST", "/fine_tuning/jobs", body=self._job_body(spec), training=True
+        )
         return job_from_json(self._json(response), self.name)
 
     def get_job(self, job_id: str) -> TrainingJob:
-        with self._mapped():
-            response = self.client.get(self._job_path(job_id), cast_to=httpx.Response)
+        response = self._request("GET", self._job_path(job_id))
         return job_from_json(self._json(response), self.name)
 
     def list_jobs(self, *, limit: int = 20) -> list[TrainingJob]:
-        with self._mapped():
-            response = self.client.get(
-                "/fine_tuning/jobs", cast_to=httpx.Response, options={"params": {"limit": limit}}
-            )
+        response = self._request("GET", "/fine_tuning/jobs", params={"limit": limit})
         return jobs_from_json(self._json(response), self.name)
 
     def cancel_job(self, job_id: str) -> TrainingJob:
-        with self._mapped():
-            response = self.client.post(self._job_path(job_id, "/cancel"), cast_to=httpx.Response)
+        response = self._request("POST", self._job_path(job_id, "/cancel"))
         return job_from_json(self._json(response), self.name)
 
     def job_events(self, job_id: str) -> list[JobEvent]:
-        with self._mapped():
-            response = self.client.get(
-                self._job_path(job_id, "/events"),
-                cast_to=httpx.Response,
-                options={"params": {"limit": 100}},
-            )
+        response = self._request("GET", self._job_path(job_id, "/events"), params={"limit": 100})
         return events_from_json(self._json(response), self.name)
 
     async def aupload(self, dataset: TrainingDataset) -> str:
         with self._mapped(training=True):
-            raw = await self.aclient.files.with_raw_response.create(
+            raw = await self.apool.first().files.with_raw_response.create(
                 file=self._upload_file(dataset), purpose="fine-tune"
             )
         return self._file_id(self._json(raw.http_response))
 
     async def astart(self, spec: JobSpec) -> TrainingJob:
-        with self._mapped(training=True):
-            response = await self.aclient.post(
-                "/fine_tuning/jobs", body=self._job_body(spec), cast_to=httpx.Response
-            )
+        response = await self._arequest(
+            "POST", "/fine_tuning/jobs", body=self._job_body(spec), training=True
+        )
         return job_from_json(self._json(response), self.name)
 
     async def aget_job(self, job_id: str) -> TrainingJob:
-        with self._mapped():
-            response = await self.aclient.get(self._job_path(job_id), cast_to=httpx.Response)
+        response = await self._arequest("GET", self._job_path(job_id))
         return job_from_json(self._json(response), self.name)
 
     async def alist_jobs(self, *, limit: int = 20) -> list[TrainingJob]:
-        with self._mapped():
-            response = await self.aclient.get(
-                "/fine_tuning/jobs", cast_to=httpx.Response, options={"params": {"limit": limit}}
-            )
+        response = await self._arequest("GET", "/fine_tuning/jobs", params={"limit": limit})
         return jobs_from_json(self._json(response), self.name)
 
     async def acancel_job(self, job_id: str) -> TrainingJob:
-        with self._mapped():
-            response = await self.aclient.post(
-                self._job_path(job_id, "/cancel"), cast_to=httpx.Response
-            )
+        response = await self._arequest("POST", self._job_path(job_id, "/cancel"))
         return job_from_json(self._json(response), self.name)
 
     async def ajob_events(self, job_id: str) -> list[JobEvent]:
-        with self._mapped():
-            response = await self.aclient.get(
-                self._job_path(job_id, "/events"),
-                cast_to=httpx.Response,
-                options={"params": {"limit": 100}},
-            )
+        response = await self._arequest(
+            "GET", self._job_path(job_id, "/events"), params={"limit": 100}
+        )
         return events_from_json(self._json(response), self.name)

@@ -1,0 +1,140 @@
+"""A minimal OpenAI-compatible server on 127.0.0.1 for benchmarks.
+
+    python benchmarks/fake_openai_server.py [--port 0] [--chunks 20]
+
+Prints ``PORT <n>`` once listening. It answers ``POST /v1/chat/completions`` (a fixed
+completion, or a stream of ``--chunks`` chunks when the body asks for ``"stream": true``) and
+``GET /v1/models``, over HTTP/1.1 keep-alive. Every response is one pre-built buffer written
+in one call, with ``TCP_NODELAY`` set: a server that writes headers and body apart stalls
+each request for tens of milliseconds on delayed ACKs (uvicorn's default h11 server does),
+which would drown what is being measured. It runs in its own process, so its CPU time is not
+counted against either client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+
+
+def _response(body: bytes, content_type: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\ncontent-type: " + content_type
+        + b"\r\ncontent-length: " + str(len(body)).encode()
+        + b"\r\nx-request-id: req_bench\r\nconnection: keep-alive\r\n\r\n" + body
+    )  # fmt: skip
+
+
+def build_responses(chunks: int) -> dict[str, bytes]:
+    completion = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "system_fingerprint": "fp_bench",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "The capital of France is Paris. " * 4,
+                    "refusal": None,
+                    "annotations": [],
+                },
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 24,
+            "completion_tokens": 28,
+            "total_tokens": 52,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        },
+        "service_tier": "default",
+    }
+    events = []
+    for i in range(chunks):
+        events.append({
+            "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "delta": {"content": f"word{i} "}, "finish_reason": None}],
+        })  # fmt: skip
+    events.append({
+        "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1_700_000_000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+    })  # fmt: skip
+    events.append({
+        "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1_700_000_000,
+        "model": "gpt-4o-mini-2024-07-18", "choices": [],
+        "usage": {"prompt_tokens": 24, "completion_tokens": chunks, "total_tokens": 24 + chunks},
+    })  # fmt: skip
+    sse = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+    models = {
+        "object": "list",
+        "data": [
+            {"id": "gpt-4o-mini", "object": "model", "created": 1_721_172_741, "owned_by": "system"}
+        ],
+    }
+    return {
+        "completion": _response(json.dumps(completion).encode(), b"application/json"),
+        "stream": _response(sse.encode(), b"text/event-stream"),
+        "models": _response(json.dumps(models).encode(), b"application/json"),
+        "missing": b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
+    }
+
+
+async def serve(port: int, chunks: int) -> None:
+    responses = build_responses(chunks)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                request_line, _, headers = head.partition(b"\r\n")
+                path = request_line.split(b" ")[1]
+                length = 0
+                for line in headers.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                body = await reader.readexactly(length) if length else b""
+                if path.startswith(b"/v1/chat/completions"):
+                    streamed = b'"stream":true' in body or b'"stream": true' in body
+                    writer.write(responses["stream" if streamed else "completion"])
+                elif path.startswith(b"/v1/models"):
+                    writer.write(responses["models"])
+                else:
+                    writer.write(responses["missing"])
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--chunks", type=int, default=20)
+    args = parser.parse_args()
+    try:
+        asyncio.run(serve(args.port, args.chunks))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
