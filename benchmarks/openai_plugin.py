@@ -239,7 +239,9 @@ def import_ms(statement: str, runs: int) -> float:
     samples = []
     for _ in range(runs):
         code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
         samples.append(float(out.stdout) * 1000)
     return statistics.median(samples)
 

@@ -25,9 +25,7 @@ def _isolate(
     import os
 
     for name in list(os.environ):
-        if name.startswith(("MODELPORT_", "OPENAI_", "AZURE_OPENAI_")) or name.endswith(
-            "_API_KEY"
-        ):
+        if name.startswith(("MODELPORT_", "OPENAI_", "AZURE_OPENAI_")) or name.endswith("_API_KEY"):
             monkeypatch.delenv(name)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
