@@ -1,0 +1,68 @@
+"""modelport's JSON-file storage plugin: dialogues and training-job records as files a person
+can read and ``jq`` can query, under one root directory.
+
+* ``dialogues/<id>.jsonl``: a ``dialogue/1`` header line, then one ``message/1`` line per
+  message. Appending writes one line (O(1), whatever the dialogue's length).
+* ``jobs/<job id>.json``: one ``job/1`` record per training job, replaced atomically.
+
+Writers hold a file lock (threads and processes alike), so records never interleave. A
+process killed mid-write can leave at most a torn last line; it is detected, logged and moved
+to ``damaged/`` before the next read or write, and every earlier record is kept. Any other
+damage is an error naming the file and line: nothing is deleted or skipped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from modelport import BackendContext, BackendRegistry, hookimpl
+
+if TYPE_CHECKING:
+    from ._store import JsonFileStore
+
+__all__ = ["JsonFileSettings", "JsonFileStore", "modelport_register_backends"]
+
+
+@attrs.frozen(kw_only=True)
+class JsonFileSettings:
+    """The keys of ``[backends.jsonfile]``.
+
+    :ivar root: the directory holding the files (``~`` is expanded). Default: ``store`` in
+        the user data directory (``~/.local/share/modelport/store`` on Linux).
+    :ivar fsync: flush every write to disk before returning. Records already survive a killed
+        process without it; turn it on to survive a power cut too, at some cost per write.
+    :ivar lock_timeout_s: how long to wait for another writer before giving up.
+    """
+
+    root: str | None = None
+    fsync: bool = False
+    lock_timeout_s: float = 30.0
+
+
+def _build(context: BackendContext) -> JsonFileStore:
+    from ._store import JsonFileStore
+
+    return JsonFileStore.from_settings(context.settings)
+
+
+@hookimpl
+def modelport_register_backends(registry: BackendRegistry) -> None:
+    """Offer ``jsonfile``, the default store."""
+    registry.add(
+        "jsonfile",
+        _build,
+        capabilities=["storage"],
+        settings=JsonFileSettings,
+        default_for=["storage"],
+        description="dialogues and job records as JSON-lines files",
+    )
+
+
+def __getattr__(name: str) -> object:
+    if name == "JsonFileStore":
+        from ._store import JsonFileStore
+
+        return JsonFileStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
