@@ -221,34 +221,48 @@ def parse_structured(text: str, finish: str | None, *, backend: str, request_id:
 # --- streams --------------------------------------------------------------------------------
 
 
-def sse_payloads(lines: Iterable[str]) -> Iterator[str]:
-    """The ``data`` of each server-sent event (multi-line data joined with newlines)."""
-    data: list[str] = []
-    for line in lines:
+class _SSEEvents:
+    """Collects the ``data`` lines of server-sent events; an empty line ends an event."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data: list[str] = []
+
+    def feed(self, line: str) -> str | None:
+        """The event's data (multi-line data joined with newlines) when ``line`` ends one."""
         if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
+            if self.data:
+                event, self.data = "\n".join(self.data), []
+                return event
         elif line.startswith("data:"):
             value = line[5:]
-            data.append(value[1:] if value.startswith(" ") else value)
-    if data:
-        yield "\n".join(data)
+            self.data.append(value[1:] if value.startswith(" ") else value)
+        return None
+
+    def rest(self) -> str | None:
+        """Data left when the stream ended without a closing empty line."""
+        return "\n".join(self.data) if self.data else None
+
+
+def sse_payloads(lines: Iterable[str]) -> Iterator[str]:
+    """The ``data`` of each server-sent event in ``lines``."""
+    events = _SSEEvents()
+    for line in lines:
+        if (event := events.feed(line)) is not None:
+            yield event
+    if (event := events.rest()) is not None:
+        yield event
 
 
 async def asse_payloads(lines: AsyncIterator[str]) -> AsyncIterator[str]:
     """The asyncio twin of :func:`sse_payloads`."""
-    data: list[str] = []
+    events = _SSEEvents()
     async for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-        elif line.startswith("data:"):
-            value = line[5:]
-            data.append(value[1:] if value.startswith(" ") else value)
-    if data:
-        yield "\n".join(data)
+        if (event := events.feed(line)) is not None:
+            yield event
+    if (event := events.rest()) is not None:
+        yield event
 
 
 class StreamAssembler:
