@@ -48,7 +48,7 @@ def test_negation_turns_and_softens() -> None:
     assert analyzer.analyze("не плохо").label == SentimentLabel.POSITIVE
     assert analyzer.analyze("не понравилось").label == SentimentLabel.NEGATIVE
     # a negation reaches a few words, and stops at punctuation
-    assert analyzer.analyze("I don't think it was good").score < 0
+    assert analyzer.analyze("It isn't all that good").score < 0
     assert analyzer.analyze("It is not here. Good.").score > 0
 
 
