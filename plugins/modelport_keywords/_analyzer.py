@@ -99,75 +99,118 @@ class Thresholds:
     mixed_min: float = 1.0
 
 
+# What a token is to the analyser; a chunk of text between spaces is learnt once as a tuple of
+# (kind, value, term) entries, so a text seen in pieces before costs one lookup per chunk.
+_OTHER, _STOP, _WORD, _NEGATOR, _CONTRAST, _BOOST, _EMOTICON = range(7)
+_Entry = tuple[int, float, str]
+_MEMO_LIMIT = 200_000  # chunks remembered before the memo starts afresh
+
+
 class KeywordAnalyzer:
     """Scores a text from a :class:`Lexicon`: negation, intensifiers and diminishers,
     contrast ("but"), capitals, exclamation marks, emoticons and emoji; score in [-1, 1],
-    a label, and the evidence (each term that moved the score, and by how much)."""
+    a label, and the evidence (each term that moved the score, and by how much).
+
+    One pass: the text is split on whitespace, and each chunk is looked up in a memo of
+    chunks already tokenised and classified (the regex and the lexicon lookups run once per
+    distinct chunk). Safe to share between threads.
+    """
 
     def __init__(self, lexicon: Lexicon, thresholds: Thresholds = Thresholds()) -> None:
         self.lexicon = lexicon
         self.thresholds = thresholds
+        self._memo: dict[str, tuple[_Entry, ...]] = {}
+
+    def _entry(self, kind: str | None, token: str) -> _Entry:
+        lex = self.lexicon
+        if kind == "stop":
+            return (_STOP, float(token.count("!")), token)
+        if kind == "emo":
+            weight = lex.emoticons.get(token.lower().replace("\ufe0f", ""))
+            return (_OTHER, 0.0, token) if weight is None else (_EMOTICON, weight, token)
+        word = _fold(token)
+        if word in lex.negators:
+            return (_NEGATOR, 0.0, token)
+        if word in lex.contrast:
+            return (_CONTRAST, 0.0, token)
+        factor = lex.intensifiers.get(word)
+        if factor is not None:
+            return (_BOOST, factor, token)
+        weight = lex.weight(word)
+        if weight is None:
+            return (_OTHER, 0.0, token)
+        if token.isupper() and len(token) > 1:
+            return (_WORD, weight * _CAPS, token)  # undone when the whole text shouts
+        return (_WORD, weight, token)
+
+    def _learn(self, chunk: str) -> tuple[_Entry, ...]:
+        entries = tuple(self._entry(m.lastgroup, m.group()) for m in _TOKEN.finditer(chunk))
+        memo = self._memo
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[chunk] = entries
+        return entries
 
     def analyze(self, text: str) -> Sentiment:
-        lex = self.lexicon
         terms: list[str] = []
         weights: list[float] = []
-        negated_by: str | None = None
+        negated_by = booster = ""
         reach = 0
-        boost, booster = 1.0, ""
-        contrast_from = -1
+        boost = 1.0
+        contrast = False
         exclaims = 0
-        shouting = text.isupper()
-        for match in _TOKEN.finditer(text):
-            kind, token = match.lastgroup, match.group()
-            if kind == "stop":
-                reach, boost, booster = 0, 1.0, ""
-                exclaims += token.count("!")
-                continue
-            if kind == "emo":
-                weight = lex.emoticons.get(token.lower().replace("\ufe0f", ""))
-                if weight is not None:
-                    terms.append(token)
+        memo_get = self._memo.get
+        for chunk in text.split():
+            entries = memo_get(chunk)
+            if entries is None:
+                entries = self._learn(chunk)
+            for kind, value, token in entries:
+                if kind == _OTHER:
+                    if reach:
+                        reach -= 1
+                elif kind == _WORD:
+                    weight = value * boost
+                    term = f"{booster}{token}" if booster else token
+                    if reach:
+                        weight *= _NEGATION_SCALAR
+                        term = f"{negated_by} {term}"
+                    if contrast:
+                        weight *= _CONTRAST_AFTER
+                    terms.append(term)
                     weights.append(weight)
-                continue
-            word = _fold(token)
-            if word in lex.negators:
-                negated_by, reach = token, _NEGATION_REACH
-                continue
-            if word in lex.contrast:
-                weights = [w * _CONTRAST_BEFORE for w in weights]
-                contrast_from, reach = len(weights), 0
-                continue
-            factor = lex.intensifiers.get(word)
-            if factor is not None:
-                boost, booster = boost * factor, f"{booster}{token} "
-                continue
-            weight = lex.weight(word)
-            if weight is None:
-                reach = max(0, reach - 1)
-                continue
-            term = f"{booster}{token}"
-            weight *= boost
-            if not shouting and token.isupper() and len(token) > 1:
-                weight *= _CAPS
-            if reach:
-                weight *= _NEGATION_SCALAR
-                term = f"{negated_by} {term}"
-            if contrast_from >= 0:
-                weight *= _CONTRAST_AFTER
-            terms.append(term)
-            weights.append(weight)
-            boost, booster = 1.0, ""
+                    boost, booster = 1.0, ""
+                elif kind == _STOP:
+                    reach, boost, booster = 0, 1.0, ""
+                    exclaims += int(value)
+                elif kind == _EMOTICON:
+                    terms.append(token)
+                    weights.append(value)
+                elif kind == _NEGATOR:
+                    negated_by, reach = token, _NEGATION_REACH
+                elif kind == _CONTRAST:
+                    weights = [w * _CONTRAST_BEFORE for w in weights]
+                    contrast, reach = True, 0
+                else:  # _BOOST
+                    boost *= value
+                    booster = f"{booster}{token} "
+        if weights and text.isupper():
+            weights = [w / _CAPS if _is_caps(t) else w for t, w in zip(terms, weights, strict=True)]
         return self._verdict(terms, weights, exclaims)
 
     def _verdict(self, terms: list[str], weights: list[float], exclaims: int) -> Sentiment:
-        total = math.fsum(weights)
+        if not weights:
+            return _NEUTRAL
+        positive = negative = 0.0
+        for weight in weights:
+            if weight > 0:
+                positive += weight
+            else:
+                negative -= weight
+        total = positive - negative
         if total and exclaims:
             total += math.copysign(_EXCLAIM * min(exclaims, _MAX_EXCLAIMS), total)
-        score = total / math.sqrt(total * total + _ALPHA) if total else 0.0
-        positive = math.fsum(w for w in weights if w > 0)
-        negative = -math.fsum(w for w in weights if w < 0)
-        weaker, stronger = sorted((positive, negative))
+        score = total / math.sqrt(total * total + _ALPHA)
+        weaker, stronger = (positive, negative) if positive < negative else (negative, positive)
         t = self.thresholds
         if weaker >= t.mixed_min and weaker >= t.mixed_ratio * stronger:
             label = SentimentLabel.MIXED
@@ -179,3 +222,11 @@ class KeywordAnalyzer:
             label = SentimentLabel.NEUTRAL
         evidence = [Evidence(term, round(w, 3)) for term, w in zip(terms, weights, strict=True)]
         return Sentiment(label=label, score=round(score, 4), evidence=evidence, analyzer="keywords")
+
+
+_NEUTRAL = Sentiment(label=SentimentLabel.NEUTRAL, score=0.0, analyzer="keywords")
+
+
+def _is_caps(term: str) -> bool:
+    word = term.rpartition(" ")[2]
+    return word.isupper() and len(word) > 1
