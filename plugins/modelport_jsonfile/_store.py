@@ -109,15 +109,19 @@ class JsonFileStore:
         if self.fsync:
             os.fsync(fd)
 
-    def _replace(self, path: Path, data: bytes) -> None:
-        """Write ``path`` whole, atomically: a reader sees the old file or the new one."""
+    def _write_aside(self, path: Path, data: bytes) -> Path:
+        """Write ``data`` to a new temporary file next to ``path``; return its path."""
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             self._write_all(fd, data)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        return tmp
+
+    def _replace(self, path: Path, data: bytes) -> None:
+        """Write ``path`` whole, atomically: a reader sees the old file or the new one."""
+        os.replace(self._write_aside(path, data), path)
 
     # --- dialogues ------------------------------------------------------------------------
 
@@ -141,12 +145,7 @@ class JsonFileStore:
                 id=uuid.uuid4().hex[:16], created_at=now, assistant=assistant, title=title
             )
             path = self._path(dialogue.id)
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                self._write_all(fd, (dumps_record(dialogue) + "\n").encode())
-            finally:
-                os.close(fd)
+            tmp = self._write_aside(path, (dumps_record(dialogue) + "\n").encode())
             try:
                 os.link(tmp, path)  # appears whole, and never replaces another dialogue
             except FileExistsError:
@@ -166,12 +165,18 @@ class JsonFileStore:
             except FileNotFoundError:
                 raise self._missing(dialogue_id) from None
             try:
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    self._set_aside_torn(fd, path, size)
+                self._repair_tail(fd, path)
                 self._write_all(fd, line)
             finally:
                 os.close(fd)
+
+    def _repair_tail(self, fd: int, path: Path) -> int:
+        """Set aside a torn last line, if there is one; the file's size after."""
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            self._set_aside_torn(fd, path, size)
+            size = os.fstat(fd).st_size
+        return size
 
     def _set_aside_torn(self, fd: int, path: Path, size: int) -> None:
         """Move an unterminated last line (a write cut short) to ``damaged/``; keep the rest.
@@ -225,10 +230,7 @@ class JsonFileStore:
             except FileNotFoundError:
                 raise self._missing(dialogue_id) from None
             try:
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    self._set_aside_torn(fd, path, size)
-                    size = os.fstat(fd).st_size
+                size = self._repair_tail(fd, path)
                 data = os.pread(fd, size, 0) if size else b""
             finally:
                 os.close(fd)
