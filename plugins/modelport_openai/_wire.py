@@ -37,6 +37,7 @@ __all__ = [
     "chat_body",
     "events_from_json",
     "job_from_json",
+    "jobs_from_json",
     "models_from_json",
     "reply_from_json",
     "sse_payloads",
