@@ -216,11 +216,12 @@ def test_a_process_killed_mid_write_never_corrupts_earlier_records(
                 lines += 1
         writer.send_signal(signal.SIGKILL)
         writer.wait()
+        lines += len(writer.stdout.readlines())  # acknowledged, still in the pipe
         writer.stdout.close()
         acknowledged += lines
         texts = [m.text for m in store.load_dialogue(dialogue_id).messages]
         # every acknowledged append is there, at most the one in flight beyond
-        assert acknowledged <= len(texts) <= acknowledged + round_ + 1
+        assert acknowledged <= len(texts) <= acknowledged + 1
         acknowledged = len(texts)
     assert len(store.load_dialogue(dialogue_id).messages) == acknowledged
 
