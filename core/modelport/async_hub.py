@@ -20,19 +20,20 @@ from .errors import RecordNotFoundError, WaitTimeoutError
 from .hub import (
     _END,
     DatasetSource,
-    ImageSource,
     _answer_message,
     _assemble,
     _base_model,
     _close,
     _dataset,
     _HubBase,
+    _images,
     _new_record,
     _prepare_turn,
     _store_turn,
     _Turn,
     _vision_request,
 )
+from .images import ImageSource
 from .training import dataset_from_dialogues
 from .types import (
     Answer,
@@ -109,9 +110,14 @@ class AsyncHub(_HubBase):
     async def _turn(
         self, text: str | Message, dialogue: str | None, **kwargs: Any
     ) -> tuple[_Turn, str, Any]:
+        name, chat = self._rt.backend(Capability.CHAT, self.assistant(kwargs["assistant"]).backend)
         history = await self._history(dialogue)
+        images = kwargs.pop("images")
+        if images:
+            kwargs["images"] = await asyncio.to_thread(_images, self.settings, chat, images)
+        else:
+            kwargs["images"] = ()
         turn = _prepare_turn(self.settings, history, text, dialogue_id=dialogue, **kwargs)
-        name, chat = self._rt.backend(Capability.CHAT, turn.backend)
         return turn, name, chat
 
     async def ask(
@@ -172,8 +178,9 @@ class AsyncHub(_HubBase):
         model: str | None = None,
     ) -> Reply:
         """See :meth:`modelport.Hub.describe_image`."""
-        request = await asyncio.to_thread(_vision_request, images, prompt, schema, detail, model)
         name, vision = self._rt.backend(Capability.VISION)
+        prepared = await asyncio.to_thread(_images, self.settings, vision, images)
+        request = _vision_request(prepared, prompt, schema, detail, model)
         call = Call(Capability.VISION, name, "describe", model=model, tokens=1000 * len(images))
         reply: Reply = await self._by_protocol(call, vision, "describe", request, request=request)
         return reply

@@ -31,6 +31,7 @@ from .types import Capability, ChatOptions
 __all__ = [
     "AssistantProfile",
     "CapabilitySettings",
+    "ImageSettings",
     "LimitSettings",
     "PluginSettings",
     "RetrySettings",
@@ -129,6 +130,23 @@ class CapabilitySettings:
 
 
 @attrs.frozen
+class ImageSettings:
+    """How images are checked and normalised before a backend sees them (``[images]``)."""
+
+    #: Longest side in pixels; larger images are scaled down (aspect ratio kept).
+    max_side: int = attrs.field(default=2048, validator=attrs.validators.ge(16))
+    #: Largest encoded size in bytes; larger images are re-encoded, then scaled down.
+    max_bytes: int = attrs.field(default=10 * 1024 * 1024, validator=attrs.validators.ge(1024))
+    #: Images with more pixels than this are refused unread (decompression bombs).
+    max_pixels: int = attrs.field(default=64_000_000, validator=attrs.validators.ge(1))
+    #: Limits for fetching an image URL when the backend needs the bytes.
+    fetch_timeout_s: float = attrs.field(default=20.0, validator=attrs.validators.gt(0))
+    fetch_max_bytes: int = attrs.field(default=20 * 1024 * 1024, validator=attrs.validators.ge(1))
+    #: JPEG/WebP quality for re-encoded photos (lowered step by step to fit ``max_bytes``).
+    quality: int = attrs.field(default=90, validator=attrs.validators.in_(range(30, 101)))
+
+
+@attrs.frozen
 class AssistantProfile:
     """A named assistant (``[assistants.<name>]``): model, instructions, options, backend."""
 
@@ -150,6 +168,7 @@ class Settings:
     retry: RetrySettings = RetrySettings()
     limits: Mapping[str, LimitSettings] = attrs.field(factory=dict, hash=False)
     plugins: PluginSettings = PluginSettings()
+    images: ImageSettings = ImageSettings()
     #: The config file these settings were read from, if any (for error messages).
     path: str | None = attrs.field(default=None, eq=False)
 

@@ -19,6 +19,7 @@ import attrs
 from ._runtime import Call, Runtime
 from .config import AssistantProfile, Settings, load_settings
 from .errors import ConfigError, RecordNotFoundError, TrainingDataError, WaitTimeoutError
+from .images import ImageSource, load_image, prepare_image
 from .plugins import Plugins, make_plugins
 from .training import dataset_from_dialogues, load_jsonl, validate_dataset
 from .types import (
@@ -52,7 +53,6 @@ __all__ = ["Hub", "ReplyStream"]
 
 T = TypeVar("T")
 
-ImageSource = Image | str | os.PathLike[str]
 DatasetSource = TrainingDataset | str | os.PathLike[str]
 
 
@@ -79,7 +79,7 @@ def _prepare_turn(
     *,
     assistant: str | None,
     dialogue_id: str | None,
-    images: Iterable[ImageSource],
+    images: Iterable[Image],
     options: ChatOptions | None,
     model: str | None,
 ) -> _Turn:
@@ -88,7 +88,7 @@ def _prepare_turn(
         user = attrs.evolve(text, created_at=text.created_at or utcnow())
     else:
         parts: list[Part] = [TextPart(text)]
-        parts += [ImagePart(_image(i)) for i in images]
+        parts += [ImagePart(i) for i in images]
         user = Message("user", parts, created_at=utcnow())
     messages = [Message("system", profile.instructions)] if profile.instructions else []
     messages += [m for m in history if m.role != "system" or not profile.instructions]
@@ -99,27 +99,29 @@ def _prepare_turn(
     return _Turn(request, user, name, profile.backend, dialogue_id)
 
 
-def _image(source: ImageSource) -> Image:
-    if isinstance(source, Image):
-        return source
-    text = os.fspath(source)
-    if text.startswith(("http://", "https://", "data:")):
-        return Image.from_url(text)
-    return Image.from_path(text)
+def _images(settings: Settings, backend: object, sources: Iterable[ImageSource]) -> list[Image]:
+    """The images loaded and made fit for ``backend`` (its ``media_types``/``accepts_urls``)."""
+    media_types = getattr(backend, "media_types", None)
+    accepts_urls = bool(getattr(backend, "accepts_urls", True))
+    return [
+        prepare_image(
+            load_image(s), settings.images, media_types=media_types, accepts_urls=accepts_urls
+        )
+        for s in sources
+    ]
 
 
 def _vision_request(
-    images: Iterable[ImageSource],
+    images: list[Image],
     prompt: str | None,
     schema: Mapping[str, Any] | None,
     detail: str,
     model: str | None,
 ) -> VisionRequest:
-    loaded = [_image(i) for i in images]
-    if not loaded:
+    if not images:
         raise ConfigError("describe_image needs at least one image")
     return VisionRequest(
-        loaded,
+        images,
         prompt=prompt or "Describe this image.",
         model=model,
         detail=detail,  # type: ignore[arg-type]
@@ -307,17 +309,17 @@ class Hub(_HubBase):
         options: ChatOptions | None,
         model: str | None,
     ) -> tuple[_Turn, str, Any]:
+        name, chat = self._rt.backend(Capability.CHAT, self.assistant(assistant).backend)
         turn = _prepare_turn(
             self.settings,
             self._history(dialogue),
             text,
             assistant=assistant,
             dialogue_id=dialogue,
-            images=images,
+            images=_images(self.settings, chat, images),
             options=options,
             model=model,
         )
-        name, chat = self._rt.backend(Capability.CHAT, turn.backend)
         return turn, name, chat
 
     def ask(
@@ -383,8 +385,10 @@ class Hub(_HubBase):
         model: str | None = None,
     ) -> Reply:
         """Describe one or several images; with ``schema``, ``reply.data`` is the parsed JSON."""
-        request = _vision_request(images, prompt, schema, detail, model)
         name, vision = self._rt.backend(Capability.VISION)
+        request = _vision_request(
+            _images(self.settings, vision, images), prompt, schema, detail, model
+        )
         call = Call(Capability.VISION, name, "describe", model=model, tokens=1000 * len(images))
         reply: Reply = self._run(call, lambda: vision.describe(request), request)
         return reply

@@ -1,5 +1,4 @@
 """The whole hub flow against the fakes, sync and async."""
-
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -31,11 +30,17 @@ from modelport.errors import (
     UnsupportedError,
     WaitTimeoutError,
 )
-from modelport.testing import FakeBackends, RecordingSleep, make_test_async_hub, make_test_hub
+from modelport.testing import (
+    TINY_PNG,
+    FakeBackends,
+    RecordingSleep,
+    make_test_async_hub,
+    make_test_hub,
+)
 
 from .test_plugins import Recorder
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+PNG = TINY_PNG
 ASSISTANTS = {
     "assistants": {
         "support": {
@@ -190,7 +195,7 @@ def test_describe_image_plain_and_structured(fakes: FakeBackends, tmp_path: Path
     (tmp_path / "a.png").write_bytes(PNG)
     hub = make_test_hub(fakes)
     reply = hub.describe_image(tmp_path / "a.png", Image.from_bytes(PNG))
-    assert reply.text == "2 image(s): 40 bytes of image/png, 40 bytes of image/png"
+    assert reply.text == "2 image(s): 79 bytes of image/png, 79 bytes of image/png"
     schema = {"type": "object", "properties": {"animal": {"type": "string"}}}
     fakes.vision.script({"animal": "cat"})
     reply = hub.describe_image(

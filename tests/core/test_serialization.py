@@ -1,7 +1,7 @@
 """The one converter: value objects round-trip, stored records carry a schema version."""
-
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 
@@ -30,8 +30,9 @@ from modelport.serialization import (
     loads_record,
     make_modelport_converter,
 )
+from modelport.testing import TINY_PNG
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
+PNG = TINY_PNG
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
@@ -48,7 +49,7 @@ def _message() -> Message:
 def test_message_round_trips_with_tagged_parts_and_base64_images() -> None:
     data = converter.unstructure(_message())
     assert [p["type"] for p in data["parts"]] == ["text", "image"]
-    assert data["parts"][1]["image"]["data"] == "iVBORw0KGgoAAAAAAAAAAAAAAAAAAAAA"
+    assert data["parts"][1]["image"]["data"] == base64.b64encode(PNG).decode()
     assert data["created_at"] == "2026-11-24T12:00:00+00:00"
     assert converter.structure(json.loads(json.dumps(data)), Message) == _message()
 
@@ -103,7 +104,7 @@ def test_a_fresh_converter_matches_the_shared_one_and_global_cattrs_is_untouched
 def test_image_validation_and_repr() -> None:
     image = Image.from_bytes(PNG, source="cat.png")
     assert image.media_type == "image/png"
-    assert repr(image) == "Image(image/png, 24 bytes, cat.png)"
+    assert repr(image) == "Image(image/png, 79 bytes, cat.png)"
     with pytest.raises(ImageError, match="empty"):
         Image.from_bytes(b"", source="e.jpg")
     with pytest.raises(ImageError, match="not a recognised image"):

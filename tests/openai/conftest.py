@@ -1,5 +1,4 @@
 """An OpenAI-compatible API faked with respx at the transport, and hubs wired to it."""
-
 from __future__ import annotations
 
 import json
@@ -12,7 +11,13 @@ import respx
 
 import modelport_openai
 from modelport import AsyncHub, Hub
-from modelport.testing import FakeBackends, RecordingSleep, make_test_async_hub, make_test_hub
+from modelport.testing import (
+    TINY_PNG,
+    FakeBackends,
+    RecordingSleep,
+    make_test_async_hub,
+    make_test_hub,
+)
 
 BASE = "https://api.test/v1"
 #: Shaped like a real key (so redaction is tested for real), but built at run time.
@@ -100,7 +105,7 @@ def cut_sse(*events: str) -> httpx.Response:
     )
 
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32  # enough for the core to recognise it
+PNG = TINY_PNG
 
 
 def settings(

@@ -38,11 +38,19 @@ __all__ = [
     "MemoryStore",
     "NetworkBlockedError",
     "RecordingSleep",
+    "TINY_PNG",
     "block_network",
     "make_test_async_hub",
     "make_test_hub",
     "make_test_plugins",
 ]
+
+#: A valid 2x2 red PNG (79 bytes), for tests that need a real image.
+TINY_PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x02\x00\x00\x00\x02\x08\x02\x00\x00"
+    b"\x00\xfd\xd4\x9as\x00\x00\x00\x16IDATx\x9cc<!'\xc7\xc0\xc0\xc0\xc4\xc0\xc0\xc0\xc0\xc0"
+    b"\x00\x00\r\x04\x01\x08}q\xcaf\x00\x00\x00\x00IEND\xaeB`\x82"
+)
 
 
 @attrs.define
