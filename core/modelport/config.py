@@ -226,6 +226,11 @@ def _structure_error(exc: Exception, prefix: str, path: str | None) -> ConfigErr
     what, _, where = lines[0].rpartition(" @ ")
     key = where.removeprefix("$").removeprefix(".") or None
     hint = "check the spelling against the configuration reference (docs/configuration.md)"
+    invalid = re.match(r"'(\w+)' (must .*): (.*)$", what)
+    if invalid:
+        key = f"{key}.{invalid.group(1)}" if key else invalid.group(1)
+        what = f"{invalid.group(2)}, not {invalid.group(3)}"
+        hint = "see the configuration reference (docs/configuration.md)"
     extra = re.match(r"extra fields found \((.*)\)", what)
     if extra:
         names = [n.strip() for n in extra.group(1).split(",")]

@@ -64,6 +64,12 @@ def load_image(source: ImageSource) -> Image:
         return source
     if isinstance(source, bytes | bytearray | memoryview):
         return _wrap(bytes(source), "<bytes>")
+    if isinstance(source, io.TextIOBase):
+        raise ImageError(
+            "the file object gives text, not bytes",
+            source=str(getattr(source, "name", "<file object>")),
+            hint="open the file in binary mode ('rb')",
+        )
     if hasattr(source, "read"):
         name = getattr(source, "name", None)
         label = os.fspath(name) if isinstance(name, str | os.PathLike) else "<file object>"

@@ -102,10 +102,16 @@ def make_modelport_converter() -> JsonConverter:
 converter: JsonConverter = make_modelport_converter()
 
 
+def _format_exception(exc: BaseException, type_: type | None) -> str:
+    if type(exc) is ValueError and str(exc).startswith("'"):
+        return str(exc)  # an attrs validator's message: "'field' must be ...: value"
+    return cattrs.v.format_exception(exc, type_)
+
+
 def structure_errors(exc: Exception, path: str = "$") -> list[str]:
     """Readable ``"what @ where"`` lines for a cattrs structuring error."""
     if isinstance(exc, (cattrs.ClassValidationError, cattrs.IterableValidationError)):
-        return list(cattrs.transform_error(exc, path=path))
+        return list(cattrs.transform_error(exc, path=path, format_exception=_format_exception))
     return [f"{exc} @ {path}"]
 
 

@@ -1,4 +1,5 @@
 """The command line: every command, --json, and one-line errors without tracebacks."""
+
 from __future__ import annotations
 
 import json
@@ -71,8 +72,7 @@ def test_describe_a_non_image_is_a_one_line_error(run, tmp_path: Path) -> None: 
     result = run("describe", str(fake))
     assert result.exit_code == 1
     assert (
-        result.stderr
-        == f"error: {fake}: not an image (starts with text 'just text') "
+        result.stderr == f"error: {fake}: not an image (starts with text 'just text') "
         "(check the file is an image and not, say, text or HTML with an image name)\n"
     )
 

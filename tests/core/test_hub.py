@@ -1,4 +1,5 @@
 """The whole hub flow against the fakes, sync and async."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

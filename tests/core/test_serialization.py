@@ -1,4 +1,5 @@
 """The one converter: value objects round-trip, stored records carry a schema version."""
+
 from __future__ import annotations
 
 import base64

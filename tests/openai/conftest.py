@@ -1,4 +1,5 @@
 """An OpenAI-compatible API faked with respx at the transport, and hubs wired to it."""
+
 from __future__ import annotations
 
 import json
