@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ._runtime import Call
-from .errors import RecordNotFoundError, WaitTimeoutError
+from .errors import BackendError, RecordNotFoundError
 from .hub import (
     _END,
     DatasetSource,
@@ -27,14 +27,17 @@ from .hub import (
     _dataset,
     _HubBase,
     _images,
+    _learnt,
     _new_record,
     _prepare_turn,
+    _Progress,
     _store_turn,
     _Turn,
     _vision_request,
 )
 from .images import ImageSource
-from .training import dataset_from_dialogues
+from .logs import get_logger
+from .training import DatasetReport, dataset_from_dialogues
 from .types import (
     Answer,
     Capability,
@@ -254,9 +257,13 @@ class AsyncHub(_HubBase):
         description: str = "",
     ) -> TrainingJob:
         """See :meth:`modelport.Hub.train`."""
-        data = await asyncio.to_thread(_dataset, dataset)
-        check = await asyncio.to_thread(_dataset, validation) if validation is not None else None
         model = _base_model(self.settings, base_model)
+        data = await asyncio.to_thread(self._checked, dataset, model, hyperparameters)
+        check = (
+            await asyncio.to_thread(self._checked, validation, model, hyperparameters)
+            if validation is not None
+            else None
+        )
         name, trainer = self._rt.backend(Capability.TRAINING)
         upload = Call(Capability.TRAINING, name, "upload", model=model, idempotent=False)
         file_id = await self._by_protocol(upload, trainer, "upload", data, request=data)
@@ -268,8 +275,19 @@ class AsyncHub(_HubBase):
         spec = JobSpec(model, file_id, check_id, suffix, dict(hyperparameters or {}))
         start = attrs.evolve(upload, operation="start")
         job: TrainingJob = await self._by_protocol(start, trainer, "start", spec, request=spec)
-        await self._save_record(_new_record(job, name, model, data.source, description))
+        await self._save_record(_new_record(job, name, model, data, description))
         return job
+
+    async def check_dataset(
+        self,
+        dataset: DatasetSource,
+        *,
+        base_model: str | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+    ) -> DatasetReport:
+        """See :meth:`modelport.Hub.check_dataset`."""
+        data = await asyncio.to_thread(_dataset, self.settings, dataset)
+        return await asyncio.to_thread(self._report, data, base_model, hyperparameters)
 
     async def dynamic_train(
         self,
@@ -277,10 +295,13 @@ class AsyncHub(_HubBase):
         assistant: str | None = None,
         since: datetime | None = None,
         labels: Collection[SentimentLabel | str] | None = None,
+        repeat: bool = False,
         **train_kwargs: Any,
     ) -> TrainingJob:
         """See :meth:`modelport.Hub.dynamic_train`."""
-        dataset = await self.dialogue_dataset(assistant=assistant, since=since, labels=labels)
+        dataset = await self.dialogue_dataset(
+            assistant=assistant, since=since, labels=labels, repeat=repeat
+        )
         train_kwargs.setdefault("base_model", self.assistant(assistant).model)
         return await self.train(dataset, **train_kwargs)
 
@@ -290,12 +311,15 @@ class AsyncHub(_HubBase):
         assistant: str | None = None,
         since: datetime | None = None,
         labels: Collection[SentimentLabel | str] | None = None,
+        repeat: bool = False,
     ) -> TrainingDataset:
         """See :meth:`modelport.Hub.dialogue_dataset`."""
+        exclude = set() if repeat else _learnt(await self.jobs())
         return dataset_from_dialogues(
             await self._all_dialogues(assistant, since),
             instructions=self.assistant(assistant).instructions,
             labels=labels,
+            exclude=exclude,
         )
 
     async def _save_record(self, record: JobRecord) -> None:
@@ -362,6 +386,13 @@ class AsyncHub(_HubBase):
         call = Call(Capability.TRAINING, name, "job_events")
         return tuple(await self._by_protocol(call, trainer, "job_events", job_id))
 
+    async def _events_quietly(self, job_id: str) -> tuple[JobEvent, ...]:
+        try:
+            return await self.job_events(job_id)
+        except BackendError as exc:
+            get_logger().warning("job_events_unavailable", job_id=job_id, error=str(exc))
+            return ()
+
     async def wait_job(
         self,
         job_id: str,
@@ -370,22 +401,22 @@ class AsyncHub(_HubBase):
         max_poll_s: float = 60.0,
         timeout_s: float | None = None,
         on_update: Callable[[TrainingJob], None] | None = None,
+        on_event: Callable[[JobEvent], None] | None = None,
+        on_poll: Callable[[TrainingJob, float], None] | None = None,
     ) -> TrainingJob:
         """See :meth:`modelport.Hub.wait_job`."""
-        started = time.monotonic()
-        last = None
+        progress = _Progress(on_update, on_event)
         while True:
             job = await self.job(job_id)
-            if job.status != last and on_update is not None:
-                on_update(job)
-            last = job.status
+            if on_event is not None:
+                progress.events(await self._events_quietly(job_id))
+            progress.job(job)
             if job.status.is_terminal:
                 return job
-            waited = time.monotonic() - started
-            if timeout_s is not None and waited >= timeout_s:
-                raise WaitTimeoutError(job_id, job.status.value, waited)
-            await self._rt.asleep(poll_s)
-            poll_s = min(poll_s * 1.5, max_poll_s)
+            delay = progress.next_delay(job, poll_s, max_poll_s, timeout_s)
+            if on_poll is not None:
+                on_poll(job, delay)
+            await self._rt.asleep(delay)
 
 
 class AsyncReplyStream(AsyncIterator[StreamDelta]):

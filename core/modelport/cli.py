@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,12 +18,20 @@ from typing import Any, NoReturn
 import attrs
 import click
 
+from ._progress import JobProgress
 from .config import Settings, load_settings
-from .errors import ModelportError
+from .errors import ModelportError, TrainingDataError
 from .hub import Hub
 from .logs import configure_cli_logging
 from .serialization import converter
-from .training import dataset_from_dialogues, dataset_to_jsonl, load_jsonl, validate_dataset
+from .training import (
+    CsvColumns,
+    DatasetReport,
+    dataset_from_dialogues,
+    dataset_to_jsonl,
+    describe_report,
+    load_dataset,
+)
 from .types import Capability, Dialogue, JobRecord, TrainingDataset, TrainingJob
 
 __all__ = ["CliState", "main"]
@@ -66,6 +73,15 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except TrainingDataError as exc:
+            if len(exc.problems) == 1:
+                _fail(str(exc))
+            click.echo(f"error: invalid training data ({len(exc.problems)} problems):", err=True)
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+            if exc.hint:
+                click.echo(f"  ({exc.hint})", err=True)
+            sys.exit(1)
         except ModelportError as exc:
             _fail(str(exc))
 
@@ -380,18 +396,70 @@ def _resumable(job_id: str) -> Iterator[None]:
 def _wait(
     state: CliState, job_id: str, poll: float, timeout: float | None, as_json: bool
 ) -> TrainingJob:
-    started = time.monotonic()
-
-    def show(job: TrainingJob) -> None:
-        if not as_json:
-            click.echo(f"[{time.monotonic() - started:6.0f}s] {job.status.value}", err=True)
-
+    """Wait for the job, showing its status and events on stderr (unless ``--json``)."""
+    hub = state.hub()
     with _resumable(job_id):
-        return state.hub().wait_job(job_id, poll_s=poll, timeout_s=timeout, on_update=show)
+        if as_json:
+            return hub.wait_job(job_id, poll_s=poll, timeout_s=timeout)
+        with JobProgress(job_id, sys.stderr) as progress:
+            return hub.wait_job(
+                job_id,
+                poll_s=poll,
+                timeout_s=timeout,
+                on_update=progress.on_update,
+                on_event=progress.on_event,
+                on_poll=progress.on_poll,
+            )
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}" if value >= 0.01 else f"${value:.4f}"
+
+
+def _print_report(report: DatasetReport, model: str | None) -> None:
+    click.echo(f"{report.source}: {report.examples} examples, {report.messages} messages")
+    click.echo(
+        f"tokens: {report.tokens:,} (largest example {report.max_example_tokens:,}; "
+        f"counted with {report.tokenizer})"
+    )
+    line = f"trained on: {report.billed_tokens:,} tokens over {report.epochs} epochs"
+    if report.estimated_cost is not None and report.price_per_million is not None:
+        line += (
+            f"; estimated cost {_money(report.estimated_cost)} at "
+            f"{_money(report.price_per_million)} per 1M tokens ({model})"
+        )
+    else:
+        line += "; cost unknown (the training backend has no price for this model)"
+    click.echo(line)
+    for title, items in (("problems", report.problems), ("warnings", report.warnings)):
+        if items:
+            click.echo(f"{title} ({len(items)}):")
+            for item in items:
+                click.echo(f"  {item}")
+    click.echo("ok: ready to upload" if report.ok else "not ready: fix the problems above")
+
+
+def _dataset_for(
+    hub: Hub,
+    data: str | None,
+    columns: str | None,
+    assistant: str | None,
+    since: str | None,
+    labels: tuple[str, ...],
+    repeat: bool,
+) -> TrainingDataset | str:
+    if data is None:
+        return hub.dialogue_dataset(
+            assistant=assistant, since=_date(since), labels=labels or None, repeat=repeat
+        )
+    if columns:
+        csv = CsvColumns.parse(columns, hub.settings.training.csv)
+        return load_dataset(data, columns=csv)
+    return data
 
 
 @cli.command()
-@click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", required=False, type=click.Path(exists=True))
 @click.option("--from-dialogues", is_flag=True, help="Train on stored dialogues instead.")
 @click.option("-a", "--assistant", help="With --from-dialogues: only this assistant's.")
 @click.option("--since", help="With --from-dialogues: only dialogues active since this date.")
@@ -400,15 +468,29 @@ def _wait(
     "labels",
     multiple=True,
     type=click.Choice(["positive", "negative", "neutral", "mixed"]),
-    help="With --from-dialogues: only dialogues whose replies had this sentiment.",
+    help="With --from-dialogues: learn only replies with this sentiment (repeatable).",
+)
+@click.option(
+    "--repeat",
+    is_flag=True,
+    help="With --from-dialogues: also learn exchanges that earlier jobs learnt.",
+)
+@click.option(
+    "--columns",
+    metavar="KEY=NAME,...",
+    help="CSV column names, e.g. prompt=question,response=answer (keys: prompt, response, "
+    "system, role, content, conversation).",
 )
 @click.option("-m", "--model", help="Base model to fine-tune.")
 @click.option("--suffix", help="Suffix for the fine-tuned model's name.")
+@click.option("--epochs", type=click.IntRange(1, 50), help="Training epochs (n_epochs).")
 @click.option(
-    "--validation", type=click.Path(exists=True, dir_okay=False), help="Validation data (JSONL)."
+    "--validation",
+    type=click.Path(exists=True),
+    help="Validation data (CSV, JSONL or a directory).",
 )
 @click.option("--description", default="", help="Kept with the job record.")
-@click.option("--check", is_flag=True, help="Only validate the data; upload nothing.")
+@click.option("--check", is_flag=True, help="Only validate the data and estimate; upload nothing.")
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the job to finish.")
 @json_option
 @pass_state
@@ -419,46 +501,40 @@ def train(
     assistant: str | None,
     since: str | None,
     labels: tuple[str, ...],
+    repeat: bool,
+    columns: str | None,
     model: str | None,
     suffix: str | None,
+    epochs: int | None,
     validation: str | None,
     description: str,
     check: bool,
     wait_: bool,
     as_json: bool,
 ) -> None:
-    """Start a fine-tuning job from DATA (chat-format JSONL) or stored dialogues."""
+    """Fine-tune a model on DATA (a CSV or JSONL file, or a directory of them) or on stored
+    dialogues; with --check, only validate the data and estimate tokens and cost."""
     if bool(data) == from_dialogues:
-        raise click.UsageError("give a DATA file or --from-dialogues (one of them)")
+        raise click.UsageError("give DATA (a file or directory) or --from-dialogues, not both")
     hub = state.hub()
-    dataset: TrainingDataset
-    if data:
-        dataset = load_jsonl(data)
-    else:
-        dataset = hub.dialogue_dataset(
-            assistant=assistant, since=_date(since), labels=labels or None
-        )
+    if from_dialogues:
         model = model or hub.assistant(assistant).model
+    hyperparameters = {"n_epochs": epochs} if epochs else {}
+    dataset = _dataset_for(hub, data, columns, assistant, since, labels, repeat)
     if check:
-        problems = validate_dataset(dataset)
-        summary = {
-            "source": dataset.source,
-            "examples": len(dataset),
-            "messages": sum(len(e.messages) for e in dataset.examples),
-            "problems": problems,
-        }
+        report = hub.check_dataset(dataset, base_model=model, hyperparameters=hyperparameters)
         if as_json:
-            click.echo(json.dumps(summary, indent=2))
+            click.echo(json.dumps(describe_report(report), indent=2, ensure_ascii=False))
         else:
-            click.echo(
-                f"{dataset.source}: {summary['examples']} examples, "
-                f"{summary['messages']} messages, {len(problems)} problems"
-            )
-            for problem in problems:
-                click.echo(f"  {problem}")
-        sys.exit(1 if problems else 0)
+            _print_report(report, model or hub.assistant().model)
+        sys.exit(0 if report.ok else 1)
     job = hub.train(
-        dataset, base_model=model, suffix=suffix, validation=validation, description=description
+        dataset,
+        base_model=model,
+        suffix=suffix,
+        hyperparameters=hyperparameters,
+        validation=validation,
+        description=description,
     )
     if not as_json:
         click.echo(_job_line(job))

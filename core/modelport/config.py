@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from .datasets import CsvColumns
 from .errors import ConfigError, MissingSecretError
 from .types import Capability, ChatOptions
 
@@ -35,6 +36,7 @@ __all__ = [
     "LimitSettings",
     "PluginSettings",
     "RetrySettings",
+    "TrainingSettings",
     "Secret",
     "Settings",
     "find_config_file",
@@ -147,6 +149,21 @@ class ImageSettings:
 
 
 @attrs.frozen
+class TrainingSettings:
+    """Training data defaults (``[training]``)."""
+
+    #: CSV column names (``[training.csv]``: prompt, response, system, role, content,
+    #: conversation).
+    csv: CsvColumns = CsvColumns()
+    #: Epochs assumed for the token and cost estimate when the hyperparameters set none.
+    epochs: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    #: The tiktoken encoding used to count tokens, when tiktoken is installed.
+    tokenizer: str = "o200k_base"
+    #: Overrides the training backend's minimum number of examples.
+    min_examples: int | None = None
+
+
+@attrs.frozen
 class AssistantProfile:
     """A named assistant (``[assistants.<name>]``): model, instructions, options, backend."""
 
@@ -169,6 +186,7 @@ class Settings:
     limits: Mapping[str, LimitSettings] = attrs.field(factory=dict, hash=False)
     plugins: PluginSettings = PluginSettings()
     images: ImageSettings = ImageSettings()
+    training: TrainingSettings = TrainingSettings()
     #: The config file these settings were read from, if any (for error messages).
     path: str | None = attrs.field(default=None, eq=False)
 

@@ -18,10 +18,25 @@ import attrs
 
 from ._runtime import Call, Runtime
 from .config import AssistantProfile, Settings, load_settings
-from .errors import ConfigError, RecordNotFoundError, TrainingDataError, WaitTimeoutError
+from .errors import (
+    BackendError,
+    ConfigError,
+    RecordNotFoundError,
+    TrainingDataError,
+    WaitTimeoutError,
+)
 from .images import ImageSource, load_image, prepare_image
+from .logs import get_logger
 from .plugins import Plugins, make_plugins
-from .training import dataset_from_dialogues, load_jsonl, validate_dataset
+from .training import (
+    MIN_EXAMPLES,
+    DatasetReport,
+    check_dataset,
+    dataset_exchanges,
+    dataset_from_dialogues,
+    default_tokenizer,
+    load_dataset,
+)
 from .types import (
     Answer,
     Capability,
@@ -33,6 +48,7 @@ from .types import (
     JobEvent,
     JobRecord,
     JobSpec,
+    JobStatus,
     Message,
     ModelInfo,
     Page,
@@ -129,12 +145,10 @@ def _vision_request(
     )
 
 
-def _dataset(source: DatasetSource) -> TrainingDataset:
-    dataset = source if isinstance(source, TrainingDataset) else load_jsonl(source)
-    problems = validate_dataset(dataset)
-    if problems:
-        raise TrainingDataError(problems, hint="fix the data; nothing was uploaded")
-    return dataset
+def _dataset(settings: Settings, source: DatasetSource) -> TrainingDataset:
+    if isinstance(source, TrainingDataset):
+        return source
+    return load_dataset(source, columns=settings.training.csv)
 
 
 def _base_model(settings: Settings, base_model: str | None) -> str:
@@ -190,16 +204,61 @@ def _store_turn(rt: Runtime, turn: _Turn, answer: Message) -> str:
 
 
 def _new_record(
-    job: TrainingJob, backend: str, base_model: str, source: str, description: str
+    job: TrainingJob, backend: str, base_model: str, data: TrainingDataset, description: str
 ) -> JobRecord:
     record = JobRecord(
         job_id=job.id,
         backend=backend,
         base_model=base_model,
-        source=source,
+        source=data.source,
         description=description,
+        exchanges=dataset_exchanges(data),
     )
     return record.with_status(job)
+
+
+def _learnt(records: Iterable[JobRecord]) -> set[str]:
+    """The exchanges that jobs which did not fail or get cancelled learn from."""
+    gone = (JobStatus.FAILED, JobStatus.CANCELLED)
+    return {key for r in records if r.status not in gone for key in r.exchanges}
+
+
+@attrs.define
+class _Progress:
+    """What waiting for a job has seen: the last status, the events, the next delay."""
+
+    on_update: Callable[[TrainingJob], None] | None
+    on_event: Callable[[JobEvent], None] | None
+    started: float = attrs.field(factory=time.monotonic)
+    last: JobStatus | None = None
+    seen: set[tuple[datetime, str]] = attrs.field(factory=set)
+    polls: int = 0
+
+    def job(self, job: TrainingJob) -> None:
+        if job.status != self.last and self.on_update is not None:
+            self.on_update(job)
+        self.last = job.status
+
+    def events(self, events: Iterable[JobEvent]) -> None:
+        for event in events:
+            key = (event.created_at, event.message)
+            if key not in self.seen:
+                self.seen.add(key)
+                if self.on_event is not None:
+                    self.on_event(event)
+
+    def next_delay(
+        self, job: TrainingJob, poll_s: float, max_poll_s: float, timeout_s: float | None
+    ) -> float:
+        """Seconds until the next poll (backing off 1.5x a poll), or raise at the timeout."""
+        waited = time.monotonic() - self.started
+        if timeout_s is not None and waited >= timeout_s:
+            raise WaitTimeoutError(job.id, job.status.value, waited)
+        delay = min(poll_s * 1.5**self.polls, max_poll_s)
+        self.polls += 1
+        if timeout_s is not None:
+            delay = min(delay, max(timeout_s - waited, 0.0))
+        return delay
 
 
 class _HubBase:
@@ -253,6 +312,43 @@ class _HubBase:
     def assistant(self, name: str | None = None) -> AssistantProfile:
         """The named assistant profile (or the default one)."""
         return self._rt.settings.assistant(name)[1]
+
+    def _report(
+        self,
+        dataset: TrainingDataset,
+        base_model: str | None,
+        hyperparameters: Mapping[str, Any] | None,
+    ) -> DatasetReport:
+        """Check ``dataset`` against what the training backend (if any) says it needs."""
+        trainer: Any = None
+        if self._rt.available(Capability.TRAINING):
+            trainer = self._rt.backend(Capability.TRAINING)[1]
+        model = base_model or self.assistant().model
+        limit = getattr(trainer, "example_token_limit", None)
+        price = getattr(trainer, "training_price", None)
+        epochs = (hyperparameters or {}).get("n_epochs")
+        training = self.settings.training
+        return check_dataset(
+            dataset,
+            min_examples=training.min_examples
+            or int(getattr(trainer, "min_examples", MIN_EXAMPLES)),
+            max_example_tokens=limit if isinstance(limit, int) else None,
+            tokenizer=default_tokenizer(training.tokenizer),
+            epochs=epochs if isinstance(epochs, int) and epochs > 0 else training.epochs,
+            price_per_million=price(model) if callable(price) and model else None,
+        )
+
+    def _checked(
+        self,
+        source: DatasetSource,
+        base_model: str | None,
+        hyperparameters: Mapping[str, Any] | None,
+    ) -> TrainingDataset:
+        dataset = _dataset(self.settings, source)
+        report = self._report(dataset, base_model, hyperparameters)
+        if not report.ok:
+            raise TrainingDataError(report.problems, hint="fix the data; nothing was uploaded")
+        return dataset
 
     def _chat_call(self, turn: _Turn, operation: str, name: str) -> Call:
         return Call(
@@ -463,9 +559,11 @@ class Hub(_HubBase):
         Uploads and job creation are never retried blindly (a retried create could start a
         second paid job): only a rate-limit refusal is retried.
         """
-        data = _dataset(dataset)
-        check = _dataset(validation) if validation is not None else None
         model = _base_model(self.settings, base_model)
+        data = self._checked(dataset, model, hyperparameters)
+        check = (
+            self._checked(validation, model, hyperparameters) if validation is not None else None
+        )
         name, trainer = self._rt.backend(Capability.TRAINING)
         upload = Call(Capability.TRAINING, name, "upload", model=model, idempotent=False)
         file_id = self._run(upload, lambda: trainer.upload(data), data)
@@ -474,8 +572,22 @@ class Hub(_HubBase):
         job: TrainingJob = self._run(
             attrs.evolve(upload, operation="start"), lambda: trainer.start(spec), spec
         )
-        self._save_record(_new_record(job, name, model, data.source, description))
+        self._save_record(_new_record(job, name, model, data, description))
         return job
+
+    def check_dataset(
+        self,
+        dataset: DatasetSource,
+        *,
+        base_model: str | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+    ) -> DatasetReport:
+        """Load and validate training data without uploading it: examples, tokens, problems,
+        and the estimated cost when the training backend knows its price.
+
+        :raises TrainingDataError: when the file cannot be read as training data at all.
+        """
+        return self._report(_dataset(self.settings, dataset), base_model, hyperparameters)
 
     def dynamic_train(
         self,
@@ -483,11 +595,14 @@ class Hub(_HubBase):
         assistant: str | None = None,
         since: datetime | None = None,
         labels: Collection[SentimentLabel | str] | None = None,
+        repeat: bool = False,
         **train_kwargs: Any,
     ) -> TrainingJob:
         """Train on stored dialogues (the original ``dynamic_train``), filtered by assistant,
         by date and by the sentiment labels of the replies; see :meth:`dialogue_dataset`."""
-        dataset = self.dialogue_dataset(assistant=assistant, since=since, labels=labels)
+        dataset = self.dialogue_dataset(
+            assistant=assistant, since=since, labels=labels, repeat=repeat
+        )
         train_kwargs.setdefault("base_model", self.assistant(assistant).model)
         return self.train(dataset, **train_kwargs)
 
@@ -497,14 +612,21 @@ class Hub(_HubBase):
         assistant: str | None = None,
         since: datetime | None = None,
         labels: Collection[SentimentLabel | str] | None = None,
+        repeat: bool = False,
     ) -> TrainingDataset:
         """Stored dialogues as training examples (one per dialogue), with the assistant's
-        instructions as the system message; ``labels`` keeps only dialogues whose every reply
-        had one of those sentiment labels."""
+        instructions as the system message.
+
+        Only replies whose sentiment label is in ``labels`` are learnt (``None``: all), and,
+        unless ``repeat``, none that an earlier job (not failed or cancelled) learnt already;
+        see :func:`modelport.training.dataset_from_dialogues`.
+        """
+        exclude = set() if repeat else _learnt(self.jobs())
         return dataset_from_dialogues(
             self._all_dialogues(assistant, since),
             instructions=self.assistant(assistant).instructions,
             labels=labels,
+            exclude=exclude,
         )
 
     def _save_record(self, record: JobRecord) -> None:
@@ -564,6 +686,13 @@ class Hub(_HubBase):
         call = Call(Capability.TRAINING, name, "job_events")
         return tuple(self._run(call, lambda: trainer.job_events(job_id)))
 
+    def _events_quietly(self, job_id: str) -> tuple[JobEvent, ...]:
+        try:
+            return self.job_events(job_id)
+        except BackendError as exc:  # events are a courtesy: waiting goes on without them
+            get_logger().warning("job_events_unavailable", job_id=job_id, error=str(exc))
+            return ()
+
     def wait_job(
         self,
         job_id: str,
@@ -572,26 +701,30 @@ class Hub(_HubBase):
         max_poll_s: float = 60.0,
         timeout_s: float | None = None,
         on_update: Callable[[TrainingJob], None] | None = None,
+        on_event: Callable[[JobEvent], None] | None = None,
+        on_poll: Callable[[TrainingJob, float], None] | None = None,
     ) -> TrainingJob:
         """Poll until the job finishes (backing off from ``poll_s`` to ``max_poll_s``).
 
+        The job's stored record follows every status change.
+
         :param on_update: called with the job whenever its status changes.
+        :param on_event: called with each new event of the job's log, oldest first.
+        :param on_poll: called after each poll with the job and the seconds until the next.
         :raises WaitTimeoutError: after ``timeout_s``; the job keeps running.
         """
-        started = time.monotonic()
-        last = None
+        progress = _Progress(on_update, on_event)
         while True:
             job = self.job(job_id)
-            if job.status != last and on_update is not None:
-                on_update(job)
-            last = job.status
+            if on_event is not None:
+                progress.events(self._events_quietly(job_id))
+            progress.job(job)
             if job.status.is_terminal:
                 return job
-            waited = time.monotonic() - started
-            if timeout_s is not None and waited >= timeout_s:
-                raise WaitTimeoutError(job_id, job.status.value, waited)
-            self._rt.sleep(poll_s)
-            poll_s = min(poll_s * 1.5, max_poll_s)
+            delay = progress.next_delay(job, poll_s, max_poll_s, timeout_s)
+            if on_poll is not None:
+                on_poll(job, delay)
+            self._rt.sleep(delay)
 
 
 _END: Any = object()

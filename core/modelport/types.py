@@ -432,12 +432,22 @@ class JobStatus(enum.StrEnum):
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+def _indices(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(sorted(set(value)))
+
+
 @attrs.frozen
 class TrainingExample:
-    """One training conversation; where it came from is kept for error messages."""
+    """One training conversation; where it came from is kept for error messages.
+
+    ``context`` holds the indices of assistant messages that are there as context only and
+    are not to be learnt (written as ``"weight": 0`` in JSONL): exchanges already trained on,
+    or filtered out by sentiment.
+    """
 
     messages: tuple[Message, ...] = attrs.field(converter=_messages)
     origin: str | None = None
+    context: tuple[int, ...] = attrs.field(default=(), converter=_indices)
 
 
 def _examples(value: Iterable[TrainingExample]) -> tuple[TrainingExample, ...]:
@@ -511,6 +521,9 @@ class JobRecord:
     description: str = ""
     history: tuple[StatusChange, ...] = attrs.field(default=(), converter=_history)
     fine_tuned_model: str | None = None
+    #: Keys of the exchanges the job learns from (see :func:`modelport.training.exchange_key`),
+    #: so later datasets built from dialogues can leave them out.
+    exchanges: tuple[str, ...] = attrs.field(default=(), converter=_strings)
 
     @property
     def status(self) -> JobStatus | None:

@@ -106,6 +106,25 @@ class OpenAIBackend:
     def __repr__(self) -> str:
         return f"OpenAIBackend(name={self.name!r}, base_url={self.config.base_url!r})"
 
+    #: The fewest training examples OpenAI accepts.
+    min_examples = 10
+    #: Tokens per training example; longer ones are truncated (gpt-4o-mini, gpt-4.1).
+    example_token_limit = 65_536
+
+    #: The image formats the API takes; the core re-encodes anything else.
+    media_types = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+
+    @property
+    def accepts_urls(self) -> bool:
+        """Whether image URLs go to the server as they are (else the core fetches them)."""
+        return self.config.image_urls
+
+    def training_price(self, base_model: str) -> float | None:
+        """US dollars per million training tokens for ``base_model``, when known."""
+        prices = self.config.training_prices
+        match = max((p for p in prices if base_model.startswith(p)), key=len, default=None)
+        return prices[match] if match is not None else None
+
     # --- clients --------------------------------------------------------------------------
 
     def _client_args(self) -> dict[str, Any]:

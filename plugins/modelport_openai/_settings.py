@@ -41,6 +41,10 @@ class OpenAISettings:
     :ivar query: extra query parameters, e.g. ``{"api-version" = "2024-10-21"}`` for Azure.
     :ivar options: default chat options (temperature, max_tokens, ...), under the
         assistant's and the call's own.
+    :ivar image_urls: whether the server fetches image URLs itself; when false, modelport
+        downloads them (within ``[images]`` limits) and sends the bytes.
+    :ivar training_prices: US dollars per million training tokens, by model name prefix, for
+        ``modelport train --check``'s estimate; laid over the preset's table.
     """
 
     model: str | None = None
@@ -59,6 +63,20 @@ class OpenAISettings:
     headers: Mapping[str, str] = attrs.field(factory=dict)
     query: Mapping[str, str] = attrs.field(factory=dict)
     options: ChatOptions = ChatOptions()
+    image_urls: bool | None = None
+    training_prices: Mapping[str, float] = attrs.field(factory=dict)
+
+
+#: OpenAI's published fine-tuning prices (USD per 1M training tokens) when this was written;
+#: prices change, so ``training_prices`` in the config overrides any of them.
+OPENAI_TRAINING_PRICES: Mapping[str, float] = {
+    "gpt-4o-mini": 3.0,
+    "gpt-4o": 25.0,
+    "gpt-4.1-nano": 1.5,
+    "gpt-4.1-mini": 5.0,
+    "gpt-4.1": 25.0,
+    "gpt-3.5-turbo": 8.0,
+}
 
 
 @attrs.frozen(kw_only=True)
@@ -76,6 +94,8 @@ class Preset:
     max_tokens_param: str = "max_tokens"
     base_url_hint: str = ""
     default: bool = False
+    image_urls: bool = True
+    training_prices: Mapping[str, float] = attrs.field(factory=dict)
 
 
 PRESETS: Mapping[str, Preset] = {
@@ -92,6 +112,7 @@ PRESETS: Mapping[str, Preset] = {
             base_url_env="OPENAI_BASE_URL",
             max_tokens_param="max_completion_tokens",
             default=True,
+            training_prices=OPENAI_TRAINING_PRICES,
         ),
         Preset(
             name="azure",
@@ -113,6 +134,7 @@ PRESETS: Mapping[str, Preset] = {
             api_key_env="OLLAMA_API_KEY",
             require_key=False,
             base_url="http://localhost:11434/v1",
+            image_urls=False,
         ),
         Preset(
             name="vllm",
@@ -131,6 +153,7 @@ PRESETS: Mapping[str, Preset] = {
             api_key_env="LLAMACPP_API_KEY",
             require_key=False,
             base_url="http://localhost:8080/v1",
+            image_urls=False,
         ),
         Preset(
             name="lmstudio",
@@ -140,6 +163,7 @@ PRESETS: Mapping[str, Preset] = {
             api_key_env="LMSTUDIO_API_KEY",
             require_key=False,
             base_url="http://localhost:1234/v1",
+            image_urls=False,
         ),
     )
 }
@@ -160,6 +184,8 @@ class Resolved:
     organization: str | None
     project: str | None
     max_tokens_param: str
+    image_urls: bool
+    training_prices: Mapping[str, float]
 
     @property
     def can_train(self) -> bool:
@@ -217,4 +243,6 @@ def resolve(backend: str, settings: OpenAISettings, env: Mapping[str, str]) -> R
         organization=settings.organization or (env.get("OPENAI_ORG_ID") if openai_env else None),
         project=settings.project or (env.get("OPENAI_PROJECT_ID") if openai_env else None),
         max_tokens_param=tokens_param,
+        image_urls=preset.image_urls if settings.image_urls is None else settings.image_urls,
+        training_prices={**preset.training_prices, **settings.training_prices},
     )

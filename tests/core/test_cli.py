@@ -121,14 +121,28 @@ def test_train_check_train_and_jobs(run, tmp_path: Path) -> None:  # type: ignor
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     check = run("train", str(data), "--check")
     assert check.exit_code == 0
-    assert f"{data}: 3 examples, 6 messages, 0 problems" in check.stdout
+    assert check.stdout.splitlines()[0] == f"{data}: 3 examples, 6 messages"
+    assert check.stdout.splitlines()[-1] == "ok: ready to upload"
+    assert "cost unknown" in check.stdout
     started = run("train", str(data), "--model", "base", "--description", "demo")
     assert started.exit_code == 0, started.output
     job_id = started.stdout.split()[0]
     assert "modelport jobs wait" in started.stderr
     assert run("jobs", "list").stdout.startswith(f"{job_id}\tqueued\tfake-training\tbase\tdemo")
-    waited = run("jobs", "wait", job_id, "--poll", "0.1", "--json")
-    assert json.loads(waited.stdout)["status"] == "succeeded"
+    waited = run("jobs", "wait", job_id, "--poll", "0.1")
+    assert waited.stdout == f"{job_id}\tsucceeded\tbase\tbase:ft-{job_id}\n"
+    # not a terminal: status changes and each event once, as plain lines, nothing redrawn
+    progress = [line.split(maxsplit=2)[-1] for line in waited.stderr.splitlines()]
+    assert progress == [
+        "status: queued",
+        "status: running",
+        f"{job_id} running",
+        "status: succeeded",
+        f"{job_id} succeeded -> base:ft-{job_id}",
+    ]
+    assert "\r" not in waited.stderr
+    rewaited = run("jobs", "wait", job_id, "--poll", "0.1", "--json")
+    assert json.loads(rewaited.stdout)["status"] == "succeeded"
     shown = json.loads(run("jobs", "show", job_id, "--json").stdout)
     assert shown["job"]["status"] == "succeeded"
     assert len(shown["events"]) == 3
@@ -147,9 +161,9 @@ def test_train_reports_bad_rows_with_file_and_line(run, tmp_path: Path) -> None:
     )
     result = run("train", str(data), "--model", "base")
     assert result.exit_code == 1
-    assert (
-        result.stderr
-        == f"error: invalid training data: {data}:2: message 1 has unknown role 'wizard'\n"
+    assert result.stderr == (
+        f"error: invalid training data: {data}:2: message 1 has unknown role 'wizard' "
+        "(fix these; nothing was uploaded)\n"
     )
     check = run("train", str(data), "--check")
     assert check.exit_code == 1

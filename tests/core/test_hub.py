@@ -288,7 +288,7 @@ def test_invalid_training_data_is_refused_before_upload(
         hub.train(bad, base_model="base")
     assert info.value.problems[0].startswith(f"{bad}:2: not valid JSON")
     good_rows_bad_shape = TrainingDataset([TrainingExample([Message("user", "q")])], source="x")
-    with pytest.raises(TrainingDataError, match="last message must be the assistant's"):
+    with pytest.raises(TrainingDataError, match="no assistant message to learn from"):
         hub.train(good_rows_bad_shape, base_model="base")
     assert fakes.trainer.calls == []
 

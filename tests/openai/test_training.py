@@ -18,6 +18,10 @@ DATASET = TrainingDataset(
     [
         TrainingExample([Message("user", "2+2?"), Message("assistant", "4")]),
         TrainingExample([Message("user", "Capital of Peru?"), Message("assistant", "Lima")]),
+    ]
+    + [  # OpenAI wants at least 10 examples
+        TrainingExample([Message("user", f"{n}+{n}?"), Message("assistant", str(2 * n))])
+        for n in range(3, 11)
     ],
     source="data/math.jsonl",
 )

@@ -333,6 +333,9 @@ class FakeTrainer(_Script):
     every uploaded dataset.
     """
 
+    #: Real trainers commonly want 10 examples or more; one is enough here.
+    min_examples = 1
+
     def __init__(
         self,
         replies: Iterable[Scripted] = (),

@@ -1,0 +1,343 @@
+"""Training data files: read CSV, JSONL and directories of them; write JSONL.
+
+* **JSONL** in the chat fine-tuning format: one ``{"messages": [{"role": ..., "content": ...},
+  ...]}`` per line. An assistant message may carry ``"weight": 0`` (context only, not learnt).
+* **CSV** in one of two shapes, told apart by the header (column names are configurable with
+  :class:`CsvColumns`):
+
+  - *pairs*: ``prompt`` and ``response`` columns (and an optional ``system`` column); each row
+    is one example;
+  - *rows*: ``role`` and ``content`` columns; each row is one message. Rows with the same
+    ``conversation`` value form one example; without that column, an example starts at each
+    ``system`` row and at each ``user`` row that follows an ``assistant`` row.
+
+* A **directory**: every ``.csv`` and ``.jsonl`` file under it, in name order.
+
+Every problem names the file and line; all of them are reported at once, as a
+:class:`~modelport.errors.TrainingDataError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import ConfigError, TrainingDataError
+from .types import ROLES, Message, TrainingDataset, TrainingExample
+
+__all__ = [
+    "DATA_SUFFIXES",
+    "CsvColumns",
+    "dataset_to_jsonl",
+    "load_csv",
+    "load_dataset",
+    "load_jsonl",
+]
+
+DATA_SUFFIXES = (".csv", ".jsonl")
+_MESSAGE_KEYS = frozenset({"role", "content", "name", "weight"})
+
+
+@attrs.frozen(kw_only=True)
+class CsvColumns:
+    """The names of the CSV columns (``[training.csv]`` in the config, ``--columns`` on the CLI)."""
+
+    prompt: str = "prompt"
+    response: str = "response"
+    system: str = "system"
+    role: str = "role"
+    content: str = "content"
+    conversation: str = "conversation"
+
+    @classmethod
+    def parse(cls, text: str, base: CsvColumns | None = None) -> CsvColumns:
+        """Columns from ``"prompt=question,response=answer"`` laid over ``base``.
+
+        :raises ConfigError: on an unknown key or a missing ``=``.
+        """
+        fields = {f.name for f in attrs.fields(cls)}
+        changes: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            key, sep, value = item.partition("=")
+            if not sep or key.strip() not in fields or not value.strip():
+                raise ConfigError(
+                    f"bad column mapping {item!r}",
+                    key="--columns",
+                    hint=f"use KEY=NAME pairs, KEY one of {', '.join(sorted(fields))}",
+                )
+            changes[key.strip()] = value.strip()
+        return attrs.evolve(base or cls(), **changes)
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise TrainingDataError(
+            [f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {column})"],
+            hint="save the file as UTF-8",
+        ) from None
+
+
+def _read(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TrainingDataError([f"{path}: cannot read ({exc.strerror})"]) from None
+    return _decode(path, raw)
+
+
+# --- JSONL -----------------------------------------------------------------------------------
+
+
+def _jsonl_example(row: Any, where: str, problems: list[str]) -> TrainingExample | None:
+    messages = row.get("messages") if isinstance(row, dict) else None
+    if not isinstance(messages, list):
+        problems.append(f"{where}: expected an object with a 'messages' list")
+        return None
+    parsed: list[Message] = []
+    context: list[int] = []
+    for index, item in enumerate(messages, start=1):
+        if not isinstance(item, dict):
+            problems.append(f"{where}: message {index} is not an object")
+            return None
+        unknown = sorted(set(item) - _MESSAGE_KEYS)
+        if unknown:
+            problems.append(f"{where}: message {index} has unknown key(s) {', '.join(unknown)}")
+            return None
+        role, content = item.get("role"), item.get("content")
+        if role not in ROLES:
+            problems.append(f"{where}: message {index} has unknown role {role!r}")
+            return None
+        if not isinstance(content, str):
+            problems.append(f"{where}: message {index} ({role}) needs a string 'content'")
+            return None
+        weight = item.get("weight", 1)
+        if (
+            weight not in (0, 1)
+            or isinstance(weight, bool)
+            or (role != "assistant" and "weight" in item)
+        ):
+            problems.append(
+                f"{where}: message {index}: 'weight' must be 0 or 1, on assistant messages only"
+            )
+            return None
+        if weight == 0:
+            context.append(index - 1)
+        parsed.append(Message(role, content))
+    return TrainingExample(parsed, origin=where, context=context)
+
+
+def load_jsonl(path: str | os.PathLike[str]) -> TrainingDataset:
+    """Read a chat-format JSONL file.
+
+    :raises TrainingDataError: listing every bad line as ``file:line: what``.
+    """
+    path = Path(path)
+    examples: list[TrainingExample] = []
+    problems: list[str] = []
+    for number, content in enumerate(_read(path).splitlines(), start=1):
+        if not content.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(content)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        example = _jsonl_example(row, where, problems)
+        if example is not None:
+            examples.append(example)
+    if problems:
+        raise TrainingDataError(problems, hint="fix these lines; nothing was uploaded")
+    return TrainingDataset(examples, source=str(path))
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+
+def _csv_rows(path: Path, text: str, problems: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """``(first line, cells)`` per record; quoting errors become problems and stop the file."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problems.append(f"{path}:{start}: broken CSV quoting ({exc})")
+            return
+        yield start, cells
+        start = reader.line_num + 1
+
+
+def load_csv(path: str | os.PathLike[str], columns: CsvColumns | None = None) -> TrainingDataset:
+    """Read a CSV file of prompt/response pairs or of role/content rows (see the module).
+
+    :raises TrainingDataError: listing every bad row as ``file:line: what``.
+    """
+    path = Path(path)
+    columns = columns or CsvColumns()
+    problems: list[str] = []
+    rows = _csv_rows(path, _read(path), problems)
+    header_row = next(rows, None)
+    if header_row is None:
+        raise TrainingDataError([f"{path}:1: the file is empty (expected a header row)"])
+    header = [h.strip() for h in header_row[1]]
+    names = set(header)
+    if {columns.prompt, columns.response} <= names:
+        examples = list(_pairs(path, header, rows, columns, problems))
+    elif {columns.role, columns.content} <= names:
+        examples = list(_messages(path, header, rows, columns, problems))
+    else:
+        found = ", ".join(repr(h) for h in header) or "none"
+        raise TrainingDataError(
+            [
+                f"{path}:1: expected columns {columns.prompt!r} and {columns.response!r}, or "
+                f"{columns.role!r} and {columns.content!r}; found {found}"
+            ],
+            hint="rename the columns, or map them: --columns prompt=question,response=answer",
+        )
+    if problems:
+        raise TrainingDataError(problems, hint="fix these rows; nothing was uploaded")
+    return TrainingDataset(examples, source=str(path))
+
+
+def _cells(
+    path: Path, header: list[str], rows: Iterable[tuple[int, list[str]]], problems: list[str]
+) -> Iterator[tuple[str, dict[str, str]]]:
+    for line, cells in rows:
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            problems.append(f"{path}:{line}: {len(cells)} cells, but the header has {len(header)}")
+            continue
+        yield f"{path}:{line}", dict(zip(header, cells, strict=True))
+
+
+def _pairs(
+    path: Path,
+    header: list[str],
+    rows: Iterable[tuple[int, list[str]]],
+    columns: CsvColumns,
+    problems: list[str],
+) -> Iterator[TrainingExample]:
+    for where, row in _cells(path, header, rows, problems):
+        empty = [c for c in (columns.prompt, columns.response) if not row[c].strip()]
+        if empty:
+            problems.append(f"{where}: empty {' and '.join(map(repr, empty))}")
+            continue
+        system = row.get(columns.system, "").strip()
+        messages = [Message("system", system)] if system else []
+        messages += [
+            Message("user", row[columns.prompt]),
+            Message("assistant", row[columns.response]),
+        ]
+        yield TrainingExample(messages, origin=where)
+
+
+def _messages(
+    path: Path,
+    header: list[str],
+    rows: Iterable[tuple[int, list[str]]],
+    columns: CsvColumns,
+    problems: list[str],
+) -> Iterator[TrainingExample]:
+    grouped = columns.conversation in header
+    current: list[Message] = []
+    origin = ""
+    key: str | None = None
+    for where, row in _cells(path, header, rows, problems):
+        role = row[columns.role].strip().lower()
+        if role not in ROLES:
+            problems.append(
+                f"{where}: unknown role {row[columns.role]!r} (system, user, assistant)"
+            )
+            continue
+        if not row[columns.content].strip():
+            problems.append(f"{where}: empty {columns.content!r}")
+            continue
+        if grouped:
+            new = row[columns.conversation] != key
+            key = row[columns.conversation]
+        else:
+            new = role == "system" or (
+                role == "user" and bool(current) and current[-1].role == "assistant"
+            )
+        if new and current:
+            yield TrainingExample(current, origin=origin)
+            current = []
+        if not current:
+            origin = where
+        current.append(Message(role, row[columns.content]))  # type: ignore[arg-type]
+    if current:
+        yield TrainingExample(current, origin=origin)
+
+
+# --- files and directories -------------------------------------------------------------------
+
+
+def load_dataset(
+    path: str | os.PathLike[str], *, columns: CsvColumns | None = None
+) -> TrainingDataset:
+    """A ``.csv`` or ``.jsonl`` file, or every such file under a directory, as one dataset.
+
+    :raises TrainingDataError: listing every problem in every file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
+        )
+        if not files:
+            raise TrainingDataError(
+                [f"{path}: no .csv or .jsonl files in this directory"],
+                hint="training data is read from .csv and .jsonl files",
+            )
+    elif not path.exists():
+        raise TrainingDataError([f"{path}: no such file or directory"])
+    elif path.suffix.lower() not in DATA_SUFFIXES:
+        raise TrainingDataError(
+            [f"{path}: not a .csv or .jsonl file"],
+            hint="training data is read from .csv and .jsonl files (or a directory of them)",
+        )
+    else:
+        files = [path]
+    examples: list[TrainingExample] = []
+    problems: list[str] = []
+    for file in files:
+        try:
+            csv_file = file.suffix.lower() == ".csv"
+            dataset = load_csv(file, columns) if csv_file else load_jsonl(file)
+        except TrainingDataError as exc:
+            problems += exc.problems
+            continue
+        examples += dataset.examples
+    if problems:
+        raise TrainingDataError(problems, hint="fix these; nothing was uploaded")
+    return TrainingDataset(examples, source=str(path))
+
+
+def dataset_to_jsonl(dataset: TrainingDataset) -> str:
+    """The dataset in the chat fine-tuning JSONL format (text parts only; context-only
+    assistant messages carry ``"weight": 0``)."""
+    out = io.StringIO()
+    for example in dataset.examples:
+        context = set(example.context)
+        messages: list[Mapping[str, Any]] = [
+            {"role": m.role, "content": m.text, **({"weight": 0} if i in context else {})}
+            for i, m in enumerate(example.messages)
+        ]
+        out.write(json.dumps({"messages": messages}, ensure_ascii=False))
+        out.write("\n")
+    return out.getvalue()
