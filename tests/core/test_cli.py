@@ -132,13 +132,13 @@ def test_train_check_train_and_jobs(run, tmp_path: Path) -> None:  # type: ignor
     waited = run("jobs", "wait", job_id, "--poll", "0.1")
     assert waited.stdout == f"{job_id}\tsucceeded\tbase\tbase:ft-{job_id}\n"
     # not a terminal: status changes and each event once, as plain lines, nothing redrawn
-    progress = [line.split(maxsplit=2)[-1] for line in waited.stderr.splitlines()]
+    progress = [line.split(maxsplit=1)[-1] for line in waited.stderr.splitlines()]
     assert progress == [
         "status: queued",
         "status: running",
-        f"{job_id} running",
+        f"0s] {job_id} running",
         "status: succeeded",
-        f"{job_id} succeeded -> base:ft-{job_id}",
+        f"0s] {job_id} succeeded -> base:ft-{job_id}",
     ]
     assert "\r" not in waited.stderr
     rewaited = run("jobs", "wait", job_id, "--poll", "0.1", "--json")
