@@ -215,6 +215,13 @@ def _open(data: bytes, source: str, settings: ImageSettings) -> PILImage:
     except PIL.DecompressionBombError as exc:
         raise _bomb(source, settings, str(exc)) from None
     except UnidentifiedImageError:
+        known = sniff_media_type(data)
+        if known is not None:
+            raise ImageError(
+                f"starts like {known} but its header is damaged or cut short ({len(data)} bytes)",
+                source=source,
+                hint="the file may be incomplete; download or export it again",
+            ) from None
         raise ImageError(
             f"not an image ({_describe_bytes(data)})",
             source=source,

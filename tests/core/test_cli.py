@@ -309,3 +309,75 @@ def test_user_errors_are_one_line_with_a_fix_and_no_traceback(
     assert lines[0].startswith("error: ")
     assert expected in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_describe_several_images_with_a_schema_as_json(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(PNG)
+    schema = tmp_path / "schema.json"
+    schema.write_text('{"type": "object"}')
+    result = run(
+        "describe", str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+        "--prompt", "Compare them.", "--schema", str(schema), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["text"].startswith("2 image(s)")
+    schema.write_text("{not json")
+    bad = run("describe", str(tmp_path / "a.png"), "--schema", str(schema))
+    assert bad.exit_code == 1
+    assert bad.stderr.startswith(f"error: {schema}: not a JSON schema")
+
+
+def test_describe_bad_images_name_the_file_in_one_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(PNG[:40])
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    missing = tmp_path / "missing.png"
+    for path, what in (
+        (cut, "starts like image/png but its header is damaged or cut short (40 bytes)"),
+        (empty, "the image is empty (0 bytes)"),
+        (missing, "no such file"),
+    ):
+        result = run("describe", str(path))
+        assert result.exit_code == 1
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"error: {path}: {what}")
+
+
+def test_train_check_lists_every_problem_of_a_directory(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "a.csv").write_text("question,answer\nq,a\n")
+    (tmp_path / "b.jsonl").write_text("{broken\n")
+    result = run("train", str(tmp_path), "--check")
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: invalid training data (2 problems):"
+    assert lines[1].startswith(f"  {tmp_path / 'a.csv'}:1: expected columns")
+    assert lines[2].startswith(f"  {tmp_path / 'b.jsonl'}:1: not valid JSON")
+    mapped = run("train", str(tmp_path / "a.csv"), "--check", "--json",
+                 "--columns", "prompt=question,response=answer")  # fmt: skip
+    report = json.loads(mapped.stdout)
+    assert (report["ok"], report["examples"], report["estimated_cost_usd"]) == (True, 1, None)
+
+
+def test_the_live_progress_line_is_redrawn_on_a_terminal_and_cleared() -> None:
+    import io
+    import time
+
+    from modelport import JobEvent, JobStatus, TrainingJob
+    from modelport._progress import JobProgress
+    from modelport.types import utcnow
+
+    stream = io.StringIO()
+    job = TrainingJob("ftjob-9", "fake", "base", JobStatus.RUNNING)
+    with JobProgress("ftjob-9", stream, live=True) as progress:
+        progress.on_update(job)
+        progress.on_event(JobEvent(utcnow(), "Step 1/10: loss 1.2"))
+        progress.on_poll(job, 30)
+        time.sleep(1.2)  # let the redraw thread draw at least once
+    out = stream.getvalue()
+    assert "\r\x1b[2K" in out
+    assert "running, 1s elapsed, next check in 2" in out  # "28s" or "29s"
+    assert "Ctrl-C stops waiting; the job keeps running" in out
+    assert out.endswith("\r\x1b[2K")  # the line is cleared on the way out
+    assert "Step 1/10: loss 1.2\n" in out

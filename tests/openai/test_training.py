@@ -303,3 +303,15 @@ def test_local_presets_offer_no_training(make_hub: MakeHub) -> None:
     spec = hub.plugins.registry.get("ollama")
     assert spec is not None
     assert Capability.TRAINING not in spec.capabilities
+
+
+def test_check_estimates_the_cost_from_the_price_table_and_config(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    report = hub.check_dataset(DATASET, base_model="gpt-4o-mini-2024-07-18")
+    assert report.price_per_million == 3.0
+    assert report.estimated_cost == pytest.approx(report.tokens * 3 * 3.0 / 1e6)
+    assert hub.check_dataset(DATASET, base_model="my-own-model").estimated_cost is None
+    priced = make_hub(training_prices={"my-own": 7.5})
+    assert priced.check_dataset(DATASET, base_model="my-own-model").price_per_million == 7.5
+    too_few = TrainingDataset(DATASET.examples[:3], source="few.jsonl")
+    assert hub.check_dataset(too_few).problems == ("few.jsonl: 3 examples; at least 10 needed",)

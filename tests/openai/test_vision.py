@@ -93,3 +93,30 @@ async def test_async_describe_matches_sync(
     reply = await make_async_hub().describe_image(Image.from_bytes(PNG), prompt="What?")
     assert reply.text == "A cat."
     assert sent(route)["messages"][0]["content"][0]["text"] == "What?"
+
+
+def test_a_server_that_cannot_fetch_urls_gets_the_bytes_fetched_for_it(
+    make_hub: MakeHub,
+) -> None:
+    local = "http://localhost:11434/v1"
+    with respx.mock(assert_all_called=True) as router:
+        router.get("https://img.test/cat.png").respond(200, content=PNG)
+        route = router.post(f"{local}/chat/completions").respond(200, json=completion("A cat."))
+        assert make_hub("ollama").describe_image("https://img.test/cat.png").text == "A cat."
+    part = sent(route)["messages"][0]["content"][1]
+    assert part["image_url"]["url"] == f"data:image/png;base64,{base64.b64encode(PNG).decode()}"
+
+
+def test_images_openai_does_not_take_are_re_encoded_before_sending(
+    api: respx.MockRouter, make_hub: MakeHub
+) -> None:
+    import io
+
+    from PIL import Image as PIL
+
+    bmp = io.BytesIO()
+    PIL.new("RGB", (4, 4), (1, 2, 3)).save(bmp, "BMP")
+    route = api.post("/chat/completions").mock(return_value=ok(completion()))
+    make_hub().describe_image(bmp.getvalue())
+    url = sent(route)["messages"][0]["content"][1]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
