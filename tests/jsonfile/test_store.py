@@ -234,7 +234,9 @@ def _job(job_id: str, status: str = "running") -> TrainingJob:
 
 
 def test_job_records_round_trip_replace_and_list(store: JsonFileStore) -> None:
-    first = JobRecord("ftjob/1", "fake", "m", "data.jsonl", "first").with_status(_job("ftjob/1"))
+    first = JobRecord(
+        "ftjob/1", "fake", "m", "data.jsonl", "first", exchanges=("k1", "k2")
+    ).with_status(_job("ftjob/1"))
     store.save_job(first)
     second = JobRecord("ftjob-2", "fake", "m", "dialogues", "").with_status(_job("ftjob-2"))
     store.save_job(second)
@@ -247,6 +249,11 @@ def test_job_records_round_trip_replace_and_list(store: JsonFileStore) -> None:
     with pytest.raises(RecordNotFoundError, match="ftjob-3"):
         store.load_job("ftjob-3")
     assert not list((store.root / "jobs").glob(".*.tmp"))
+    # a record written before job records kept their exchanges still loads
+    old = json.loads(text)
+    del old["exchanges"]
+    (store.root / "jobs" / "ftjob-old.json").write_text(json.dumps({**old, "job_id": "ftjob-old"}))
+    assert store.load_job("ftjob-old").exchanges == ()
 
 
 def test_a_damaged_job_record_names_the_file(store: JsonFileStore) -> None:
