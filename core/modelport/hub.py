@@ -21,6 +21,7 @@ from .config import AssistantProfile, Settings, load_settings
 from .errors import (
     BackendError,
     ConfigError,
+    ModelportError,
     RecordNotFoundError,
     TrainingDataError,
     WaitTimeoutError,
@@ -322,7 +323,10 @@ class _HubBase:
         """Check ``dataset`` against what the training backend (if any) says it needs."""
         trainer: Any = None
         if self._rt.available(Capability.TRAINING):
-            trainer = self._rt.backend(Capability.TRAINING)[1]
+            try:
+                trainer = self._rt.backend(Capability.TRAINING)[1]
+            except ModelportError as exc:  # e.g. no API key: the data can be checked anyway
+                get_logger().info("trainer_unavailable_for_check", error=str(exc))
         model = base_model or self.assistant().model
         limit = getattr(trainer, "example_token_limit", None)
         price = getattr(trainer, "training_price", None)

@@ -315,3 +315,14 @@ def test_check_estimates_the_cost_from_the_price_table_and_config(make_hub: Make
     assert priced.check_dataset(DATASET, base_model="my-own-model").price_per_million == 7.5
     too_few = TrainingDataset(DATASET.examples[:3], source="few.jsonl")
     assert hub.check_dataset(too_few).problems == ("few.jsonl: 3 examples; at least 10 needed",)
+
+
+def test_check_works_without_an_api_key(make_hub: MakeHub) -> None:
+    report = make_hub(env={}).check_dataset(DATASET, base_model="gpt-4o-mini")
+    assert report.ok
+    assert report.price_per_million is None  # the trainer could not be built to ask
+
+
+async def test_async_check_matches_sync(make_hub: MakeHub, make_async_hub: MakeAsyncHub) -> None:
+    sync = make_hub().check_dataset(DATASET, base_model="gpt-4o-mini")
+    assert await make_async_hub().check_dataset(DATASET, base_model="gpt-4o-mini") == sync
