@@ -584,12 +584,22 @@ def jobs_show(state: CliState, job_id: str, as_json: bool) -> None:
     hub = state.hub()
     job = hub.job(job_id)
     events = hub.job_events(job_id)
+    try:
+        record = next((r for r in hub.jobs() if r.job_id == job_id), None)
+    except ModelportError:  # no storage: the backend's view is still worth showing
+        record = None
     if as_json:
-        _emit({"job": job, "events": list(events)})
+        _emit({"job": job, "events": list(events), "record": record})
         return
     click.echo(_job_line(job))
     if job.error:
         click.echo(f"error: {job.error}")
+    if record is not None:
+        click.echo(f"source: {record.source}")
+        if record.description:
+            click.echo(f"description: {record.description}")
+        for change in record.history:
+            click.echo(f"  {_when(change.at)} {change.status.value}")
     for event in events:
         click.echo(f"  {_when(event.created_at)} {event.message}")
 

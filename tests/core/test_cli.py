@@ -146,6 +146,9 @@ def test_train_check_train_and_jobs(run, tmp_path: Path) -> None:  # type: ignor
     shown = json.loads(run("jobs", "show", job_id, "--json").stdout)
     assert shown["job"]["status"] == "succeeded"
     assert len(shown["events"]) == 3
+    assert shown["record"]["description"] == "demo"
+    assert [h["status"] for h in shown["record"]["history"]] == ["queued", "running", "succeeded"]
+    assert f"source: {data}\ndescription: demo\n" in run("jobs", "show", job_id).stdout
     assert json.loads(run("jobs", "list", "--json").stdout)[0]["job_id"] == job_id
     assert job_id in run("jobs", "list", "--remote").stdout
     second = run("train", str(data), "--model", "base", "--json")
