@@ -78,7 +78,9 @@ class JobProgress:
         self._line(f"          {stamp} {level}{event.message}")
 
     def on_poll(self, job: TrainingJob, delay_s: float) -> None:
-        self._next_poll = time.monotonic() + delay_s
+        with self._lock:
+            self._next_poll = time.monotonic() + delay_s
+            self._draw()
 
     # --- drawing ------------------------------------------------------------------------------
 
