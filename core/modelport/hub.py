@@ -310,6 +310,12 @@ class _HubBase:
         """
         return self._rt.backend(Capability(capability))[0]
 
+    def backend(self, capability: Capability | str, name: str | None = None) -> Any:
+        """The backend object serving ``capability`` (or the one named ``name``), built once
+        per hub. Calls made on it directly skip the retry policy, the rate limiter and the
+        observers; it is meant for tests and for a backend's own extra methods."""
+        return self._rt.backend(Capability(capability), name)[1]
+
     def assistant(self, name: str | None = None) -> AssistantProfile:
         """The named assistant profile (or the default one)."""
         return self._rt.settings.assistant(name)[1]
