@@ -350,6 +350,7 @@ class ChatConformance(_Conformance):
     def test_models_are_listed(self, backend_object: Any) -> None:
         self.arrange_reply("unused")
         models = list(backend_object.models())
+        assert models, "models() returned nothing"
         assert all(isinstance(m, ModelInfo) and m.id for m in models)
 
     @pytest.mark.parametrize(
