@@ -6,6 +6,7 @@ helpers there.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,18 @@ import modelport_jsonfile
 import modelport_keywords
 from modelport.errors import (
     AuthenticationError,
+    BackendError,
     InvalidRequestError,
     RateLimitedError,
     TransientError,
 )
-from modelport.testing.conformance import ChatConformance, SentimentConformance, StoreConformance
+from modelport.testing.conformance import (
+    ChatConformance,
+    SentimentConformance,
+    StoreConformance,
+    TrainingConformance,
+    VisionConformance,
+)
 
 
 class TestJsonFileStore(StoreConformance):
@@ -32,6 +40,7 @@ class TestJsonFileStore(StoreConformance):
 class TestMemoryStore(StoreConformance):
     backend = "memory"
     plugins = ()
+    persistent = False
 
 
 class TestKeywordSentiment(SentimentConformance):
@@ -53,10 +62,41 @@ class TestFakeChat(ChatConformance):
         self.fakes.chat.script(*[text] * 10)
 
     def arrange_failure(self, kind: str) -> None:
-        error = {
-            "auth": AuthenticationError("bad key", backend="fake-chat", status=401),
-            "rate_limit": RateLimitedError("slow down", backend="fake-chat", status=429),
-            "server": TransientError("oops", backend="fake-chat", status=500),
-            "bad_request": InvalidRequestError("no", backend="fake-chat", status=400),
-        }[kind]
-        self.fakes.chat.script(*[error] * 10)
+        self.fakes.chat.script(*[_failure(kind, "fake-chat")] * 10)
+
+
+def _failure(kind: str, backend: str) -> BackendError:
+    """What a vendor's failure of each kind becomes in a well-mapped backend."""
+    make, status = {
+        "auth": (AuthenticationError, 401),
+        "rate_limit": (RateLimitedError, 429),
+        "server": (TransientError, 500),
+        "bad_request": (InvalidRequestError, 400),
+    }[kind]
+    return make(f"{kind} happened", backend=backend, status=status)
+
+
+class TestFakeVision(VisionConformance):
+    backend = "fake-vision"
+    plugins = ()
+
+    def arrange_reply(self, text: str) -> None:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        self.fakes.vision.script(*[data if isinstance(data, dict) else text] * 10)
+
+    def arrange_failure(self, kind: str) -> None:
+        self.fakes.vision.script(*[_failure(kind, "fake-vision")] * 10)
+
+
+class TestFakeTrainer(TrainingConformance):
+    backend = "fake-training"
+    plugins = ()
+
+    def arrange_service(self) -> None:
+        pass  # the fake keeps its uploads and jobs itself
+
+    def arrange_failure(self, kind: str) -> None:
+        self.fakes.trainer.script(_failure(kind, "fake-training"))

@@ -5,12 +5,20 @@ from __future__ import annotations
 import pytest
 
 BROKEN = """
+import json
+
 import attrs
+import pytest
 
 from modelport import Sentiment, SentimentLabel, hookimpl
 from modelport.errors import RecordNotFoundError
-from modelport.testing import MemoryStore
-from modelport.testing.conformance import SentimentConformance, StoreConformance
+from modelport.testing import FakeTrainer, FakeVision, MemoryStore
+from modelport.testing.conformance import (
+    SentimentConformance,
+    StoreConformance,
+    TrainingConformance,
+    VisionConformance,
+)
 
 
 class OldestFirst(MemoryStore):
@@ -32,22 +40,71 @@ class Gloomy:
         return Sentiment(SentimentLabel.NEGATIVE, -0.5)
 
 
+class SchemaBlind(FakeVision):
+    def describe(self, request):
+        return attrs.evolve(super().describe(request), data=None)  # ignores the schema
+
+
+class JobsOldestFirst(FakeTrainer):
+    def list_jobs(self, *, limit=20):
+        return list(reversed(super().list_jobs(limit=limit)))
+
+
+# One instance per test, shared by the test's sync and async hubs (as a vendor's state is).
+CURRENT = {}
+
+
+@pytest.fixture(autouse=True)
+def fresh_backends():
+    CURRENT.update(vision=SchemaBlind(), trainer=JobsOldestFirst())
+
+
 class Broken:
     @hookimpl
     def modelport_register_backends(self, registry):
         registry.add("oldest-first", lambda ctx: OldestFirst(), capabilities=["storage"])
         registry.add("forgetful", lambda ctx: Forgetful(), capabilities=["storage"])
         registry.add("gloomy", lambda ctx: Gloomy(), capabilities=["sentiment"])
+        registry.add("schema-blind", lambda ctx: CURRENT["vision"], capabilities=["vision"])
+        registry.add("jobs-oldest-first", lambda ctx: CURRENT["trainer"], capabilities=["training"])
 
 
 class TestOldestFirst(StoreConformance):
     backend = "oldest-first"
     plugins = (("broken", Broken()),)
+    persistent = False
 
 
 class TestForgetful(StoreConformance):
     backend = "forgetful"
     plugins = (("broken", Broken()),)
+    persistent = False
+
+
+class TestSchemaBlind(VisionConformance):
+    backend = "schema-blind"
+    plugins = (("broken", Broken()),)
+
+    def arrange_reply(self, text):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        CURRENT["vision"].script(*[data if isinstance(data, dict) else text] * 10)
+
+    def arrange_failure(self, kind):
+        pytest.skip("not under test here")
+
+
+class TestJobsOldestFirst(TrainingConformance):
+    backend = "jobs-oldest-first"
+    plugins = (("broken", Broken()),)
+
+    def arrange_service(self):
+        pass
+
+    def arrange_failure(self, kind):
+        pytest.skip("not under test here")
 
 
 class TestGloomy(SentimentConformance):
@@ -70,6 +127,8 @@ def test_each_broken_backend_fails_exactly_the_tests_for_its_bug(
     assert failed == [
         "TestForgetful::test_missing_ids_are_record_not_found",
         "TestGloomy::test_clear_texts_get_their_label_and_sign",
+        "TestJobsOldestFirst::test_jobs_are_listed_newest_first_within_the_limit",
         "TestOldestFirst::test_listing_is_newest_first_paged_and_filtered",
+        "TestSchemaBlind::test_a_schema_gives_parsed_data",
     ], result.outlines
-    assert outcomes["failed"] == 3
+    assert outcomes["failed"] == 5

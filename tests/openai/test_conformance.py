@@ -1,4 +1,5 @@
-"""The OpenAI chat backend passes the chat conformance suite, its API faked with respx."""
+"""The OpenAI backend passes the chat, vision and training conformance suites, its API faked
+with respx at the transport."""
 
 from __future__ import annotations
 
@@ -12,17 +13,21 @@ import pytest
 import respx
 
 import modelport_openai
-from modelport.testing.conformance import ChatConformance
+from modelport.testing.conformance import (
+    ChatConformance,
+    TrainingConformance,
+    VisionConformance,
+)
 
 from .conftest import BASE, KEY, chunk, completion, error, ok, sse
 
 STATUS = {"auth": 401, "rate_limit": 429, "server": 500, "bad_request": 400}
 
 
-class TestOpenAIChat(ChatConformance):
-    backend = "openai"
-    plugins = (("openai", modelport_openai),)
-    model = "gpt-4o-mini"
+class ChatConformanceRouter:
+    """The OpenAI API at BASE with a key, a model list, and failures on chat completions."""
+
+    api: respx.MockRouter
 
     def settings(self, tmp_path: Path) -> Mapping[str, Any]:
         return {"base_url": BASE}
@@ -38,6 +43,17 @@ class TestOpenAIChat(ChatConformance):
                 {"id": "gpt-4o-mini", "object": "model", "created": 1, "owned_by": "o"}]})
         )  # fmt: skip
 
+    def arrange_failure(self, kind: str) -> None:
+        self.api.post("/chat/completions").mock(
+            return_value=error(STATUS[kind], f"{kind} happened")
+        )
+
+
+class TestOpenAIChat(ChatConformanceRouter, ChatConformance):
+    backend = "openai"
+    plugins = (("openai", modelport_openai),)
+    model = "gpt-4o-mini"
+
     def arrange_reply(self, text: str) -> None:
         words = text.split(" ")
         pieces = [f"{w} " for w in words[:-1]] + [words[-1]]
@@ -49,7 +65,98 @@ class TestOpenAIChat(ChatConformance):
 
         self.api.post("/chat/completions").mock(side_effect=answer)
 
-    def arrange_failure(self, kind: str) -> None:
-        self.api.post("/chat/completions").mock(
-            return_value=error(STATUS[kind], f"{kind} happened")
+
+class TestOpenAIVision(ChatConformanceRouter, VisionConformance):
+    backend = "openai"
+    plugins = (("openai", modelport_openai),)
+    model = "gpt-4o-mini"
+
+    def arrange_reply(self, text: str) -> None:
+        self.api.post("/chat/completions").mock(return_value=ok(completion(text)))
+
+
+class FineTuningService:
+    """The fine-tuning endpoints, faked statefully: files, jobs, cancel, events."""
+
+    def __init__(self, api: respx.MockRouter) -> None:
+        self.failing: int | None = None  # a status every job lookup answers with
+        self.files: list[str] = []
+        self.jobs: dict[str, dict[str, Any]] = {}
+        api.post("/files").mock(side_effect=self.upload)
+        api.post("/fine_tuning/jobs").mock(side_effect=self.create)
+        api.get("/fine_tuning/jobs").mock(side_effect=self.list)
+        api.get(path__regex=r"/fine_tuning/jobs/(?P<job_id>[^/]+)$").mock(side_effect=self.get)
+        api.post(path__regex=r"/fine_tuning/jobs/(?P<job_id>[^/]+)/cancel$").mock(
+            side_effect=self.cancel
         )
+        api.get(path__regex=r"/fine_tuning/jobs/(?P<job_id>[^/]+)/events$").mock(
+            side_effect=self.events
+        )
+
+    def upload(self, request: httpx.Request) -> httpx.Response:
+        self.files.append(f"file-{len(self.files) + 1}")
+        return ok({"id": self.files[-1], "object": "file", "purpose": "fine-tune"})
+
+    def create(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if body["training_file"] not in self.files:
+            return error(400, "invalid training_file")
+        job_id = f"ftjob-{len(self.jobs) + 1}"
+        self.jobs[job_id] = {
+            "id": job_id, "object": "fine_tuning.job", "model": body["model"],
+            "created_at": 1_721_764_800 + len(self.jobs), "finished_at": None,
+            "fine_tuned_model": None, "status": "validating_files",
+            "training_file": body["training_file"], "error": None,
+        }  # fmt: skip
+        return ok(self.jobs[job_id])
+
+    def list(self, request: httpx.Request) -> httpx.Response:
+        limit = int(request.url.params.get("limit", 20))
+        newest = sorted(self.jobs.values(), key=lambda j: -int(j["created_at"]))
+        return ok({"object": "list", "data": newest[:limit], "has_more": False})
+
+    def get(self, request: httpx.Request, job_id: str) -> httpx.Response:
+        if self.failing is not None:
+            return error(self.failing, "it failed")
+        if job_id not in self.jobs:
+            return error(404, f"No such job: {job_id}")
+        return ok(self.jobs[job_id])
+
+    def cancel(self, request: httpx.Request, job_id: str) -> httpx.Response:
+        if job_id not in self.jobs:
+            return error(404, f"No such job: {job_id}")
+        self.jobs[job_id]["status"] = "cancelled"
+        return ok(self.jobs[job_id])
+
+    def events(self, request: httpx.Request, job_id: str) -> httpx.Response:
+        if job_id not in self.jobs:
+            return error(404, f"No such job: {job_id}")
+        created = int(self.jobs[job_id]["created_at"])
+        return ok({"object": "list", "data": [  # newest first, as the API sends them
+            {"object": "fine_tuning.job.event", "created_at": created + 5, "level": "info",
+             "message": "Validating training file"},
+            {"object": "fine_tuning.job.event", "created_at": created, "level": "info",
+             "message": "Created fine-tuning job"},
+        ]})  # fmt: skip
+
+
+class TestOpenAITraining(TrainingConformance):
+    backend = "openai"
+    plugins = (("openai", modelport_openai),)
+    base_model = "gpt-4o-mini-2024-07-18"
+
+    def settings(self, tmp_path: Path) -> Mapping[str, Any]:
+        return {"base_url": BASE}
+
+    def env(self) -> Mapping[str, str]:
+        return {"OPENAI_API_KEY": KEY}
+
+    @pytest.fixture(autouse=True)
+    def _router(self, api: respx.MockRouter) -> None:
+        self.api = api
+
+    def arrange_service(self) -> None:
+        self.service = FineTuningService(self.api)
+
+    def arrange_failure(self, kind: str) -> None:
+        self.service.failing = STATUS[kind]

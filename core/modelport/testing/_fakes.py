@@ -401,7 +401,7 @@ class FakeTrainer(_Script):
 
     def list_jobs(self, *, limit: int = 20) -> Sequence[TrainingJob]:
         self._raise_scripted(("list_jobs", limit))
-        return [job for job, _ in self._jobs.values()][-limit:]
+        return [job for job, _ in reversed(self._jobs.values())][:limit]  # newest first
 
     def cancel_job(self, job_id: str) -> TrainingJob:
         self._raise_scripted(("cancel_job", job_id))

@@ -23,12 +23,26 @@ import it only from tests.
   async parity, models, and vendor failures mapped into the core's error tree. You arrange
   the vendor's answers (a respx route, say) in :meth:`ChatConformance.arrange_reply` and
   :meth:`ChatConformance.arrange_failure`.
+* :class:`VisionConformance`: text and structured descriptions, several images at once,
+  images through the hub's preparation, sync and async parity, error mapping.
+* :class:`TrainingConformance`: upload, start, follow, list, cancel and events, a job
+  started through the hub and recorded, missing jobs, error mapping, and the optional
+  attributes the core reads (``min_examples``, ``training_price``...).
+
+Every suite also checks that an unknown setting is a :class:`~modelport.errors.ConfigError`
+naming it (set ``validates_settings = False`` for a backend that takes no settings).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import subprocess
+import sys
 import threading
+import time
+import types
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
@@ -44,6 +58,7 @@ from ..errors import (
     ConfigError,
     InvalidRequestError,
     ModelportError,
+    NotFoundError,
     RateLimitedError,
     RecordNotFoundError,
     TransientError,
@@ -51,10 +66,13 @@ from ..errors import (
 from ..hub import Hub
 from ..types import (
     Capability,
+    ChatOptions,
     ChatRequest,
     Image,
     ImagePart,
+    JobEvent,
     JobRecord,
+    JobSpec,
     JobStatus,
     Message,
     ModelInfo,
@@ -63,11 +81,20 @@ from ..types import (
     SentimentLabel,
     StatusChange,
     TextPart,
+    TrainingDataset,
+    TrainingExample,
     TrainingJob,
+    VisionRequest,
 )
 from . import TINY_PNG, FakeBackends, make_test_async_hub, make_test_hub
 
-__all__ = ["ChatConformance", "SentimentConformance", "StoreConformance"]
+__all__ = [
+    "ChatConformance",
+    "SentimentConformance",
+    "StoreConformance",
+    "TrainingConformance",
+    "VisionConformance",
+]
 
 
 class _Conformance:
@@ -80,6 +107,8 @@ class _Conformance:
     #: Plugin objects to register, as ``(name, object)``; ``None`` loads the plugins installed
     #: under the ``modelport`` entry-point group (what a user of your package gets).
     plugins: ClassVar[Sequence[tuple[str, object]] | None] = None
+    #: Whether an unknown key in the backend's section must be a ConfigError.
+    validates_settings: ClassVar[bool] = True
     #: The fakes that serve the other capabilities (a fresh set per test).
     fakes: FakeBackends
 
@@ -126,6 +155,37 @@ class _Conformance:
     def backend_object(self, hub: Hub) -> Any:
         return hub.backend(self.capability)
 
+    def test_unknown_settings_are_config_errors(self, hub: Hub, tmp_path: Path) -> None:
+        if not self.validates_settings:
+            pytest.skip("this backend takes no settings (validates_settings = False)")
+        overrides = self.overrides(tmp_path)
+        overrides["backends"][self.backend]["no_such_setting_xyz"] = 1
+        other = make_test_hub(
+            self.fakes, overrides=overrides, plugins=self._plugins(), env=self.env()
+        )
+        with pytest.raises(ConfigError, match="no_such_setting_xyz"):
+            other.backend(self.capability)
+
+
+#: The vendor failures every remote backend must map, and what each becomes.
+_FAILURES = pytest.mark.parametrize(
+    ("kind", "error", "retryable"),
+    [
+        ("auth", AuthenticationError, False),
+        ("rate_limit", RateLimitedError, True),
+        ("server", TransientError, True),
+        ("bad_request", InvalidRequestError, False),
+    ],
+)
+
+
+def _check_mapped(error: BackendError, retryable: bool) -> None:
+    assert error.retryable is retryable
+    assert error.backend, "the error does not name its backend"
+    assert error.__cause__ is not None or error.status is not None, (
+        "chain the vendor's error with `raise ... from exc`, or give the HTTP status"
+    )
+
 
 # --- storage -----------------------------------------------------------------------------------
 
@@ -142,6 +202,9 @@ class StoreConformance(_Conformance):
     #: Threads appending to one dialogue at once, and messages each.
     threads: ClassVar[int] = 4
     appends_per_thread: ClassVar[int] = 25
+    #: Whether records outlive the hub (and the process): a store that keeps them in memory
+    #: sets this to False and skips the reopen and crash checks.
+    persistent: ClassVar[bool] = True
 
     def test_a_dialogue_round_trips_with_every_part(self, backend_object: Any) -> None:
         store = backend_object
@@ -243,6 +306,113 @@ class StoreConformance(_Conformance):
         for n in range(self.threads):
             mine = [t for t in texts if t.startswith(f"t{n}-")]
             assert mine == [f"t{n}-{i}" for i in range(self.appends_per_thread)]
+
+    def test_a_failed_append_changes_nothing(self, backend_object: Any) -> None:
+        store = backend_object
+        info = store.create_dialogue()
+        store.append(info.id, Message("user", "kept"))
+        before = store.list_dialogues()
+        with pytest.raises(RecordNotFoundError):
+            store.append("no-such-dialogue", Message("user", "lost"))
+        assert store.list_dialogues() == before
+        assert [m.text for m in store.load_dialogue(info.id).messages] == ["kept"]
+
+    def test_records_outlive_the_hub(self, hub: Hub, tmp_path: Path) -> None:
+        if not self.persistent:
+            pytest.skip("the store keeps nothing past its hub (persistent = False)")
+        store = hub.backend(self.capability)
+        info = store.create_dialogue(assistant="a")
+        store.append(info.id, _message("user", "still here", 1))
+        store.save_job(JobRecord("ftjob-1", "fake", "base", "data.csv"))
+        hub.close()
+        again = self.make_hub(tmp_path)
+        try:
+            reopened = again.backend(self.capability)
+            assert [m.text for m in reopened.load_dialogue(info.id).messages] == ["still here"]
+            assert reopened.load_job("ftjob-1").source == "data.csv"
+        finally:
+            again.close()
+
+    def test_a_process_killed_mid_append_loses_only_that_append(
+        self, backend_object: Any, tmp_path: Path
+    ) -> None:
+        """A writer process is killed (SIGKILL) while appending, three times over: every
+        append it acknowledged is there, whole, with at most the one in flight beyond."""
+        if not self.persistent:
+            pytest.skip("the store keeps nothing past its process (persistent = False)")
+        if not hasattr(signal, "SIGKILL"):
+            pytest.skip("needs SIGKILL")
+        plugins = self._plugin_modules()
+        store = backend_object
+        dialogue = store.create_dialogue().id
+        acknowledged = 0
+        for round_ in range(3):
+            job = {
+                "overrides": self.overrides(tmp_path),
+                "plugins": plugins,
+                "env": dict(self.env()),
+                "dialogue": dialogue,
+                "prefix": f"k{round_}",
+            }
+            writer = subprocess.Popen(
+                [sys.executable, "-c", _KILLED_WRITER, json.dumps(job)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert writer.stdout is not None
+            lines = 0
+            deadline = time.monotonic() + 0.05 * (round_ + 1)
+            while time.monotonic() < deadline or lines < 3:
+                line = writer.stdout.readline()
+                if not line:
+                    writer.wait()
+                    pytest.fail(f"the writer process ended early (exit {writer.returncode})")
+                lines += 1
+            writer.send_signal(signal.SIGKILL)
+            writer.wait()
+            lines += len(writer.stdout.readlines())  # acknowledged, still in the pipe
+            writer.stdout.close()
+            acknowledged += lines
+            texts = [m.text for m in store.load_dialogue(dialogue).messages]
+            assert acknowledged <= len(texts) <= acknowledged + 1
+            for text in texts:
+                assert text.startswith("k"), f"damaged record {text!r}"
+                assert text.endswith("."), f"damaged record {text!r}"
+            acknowledged = len(texts)
+
+    def _plugin_modules(self) -> list[tuple[str, str]] | None:
+        """The plugins as importable module names, for the writer process."""
+        if self.plugins is None:
+            return None
+        names = []
+        for name, plugin in self.plugins:
+            if not isinstance(plugin, types.ModuleType):
+                pytest.skip(
+                    "the crash check runs a second process: register your plugin as a module "
+                    "or through its entry point (plugins = None)"
+                )
+            names.append((name, plugin.__name__))
+        return names
+
+
+_KILLED_WRITER = """
+import importlib, json, sys
+from importlib.metadata import entry_points
+from modelport.testing import make_test_hub
+from modelport.types import Message
+job = json.loads(sys.argv[1])
+if job["plugins"] is None:
+    plugins = [(ep.name, ep.load()) for ep in entry_points(group="modelport")]
+else:
+    plugins = [(name, importlib.import_module(module)) for name, module in job["plugins"]]
+hub = make_test_hub(overrides=job["overrides"], plugins=plugins, env=job["env"])
+store = hub.backend("storage")
+n = 0
+while True:
+    store.append(job["dialogue"], Message("user", f"{job['prefix']}-{n}-" + "x" * 2000 + "."))
+    print(n, flush=True)
+    n += 1
+"""
 
 
 # --- sentiment ---------------------------------------------------------------------------------
@@ -353,15 +523,7 @@ class ChatConformance(_Conformance):
         assert models, "models() returned nothing"
         assert all(isinstance(m, ModelInfo) and m.id for m in models)
 
-    @pytest.mark.parametrize(
-        ("kind", "error", "retryable"),
-        [
-            ("auth", AuthenticationError, False),
-            ("rate_limit", RateLimitedError, True),
-            ("server", TransientError, True),
-            ("bad_request", InvalidRequestError, False),
-        ],
-    )
+    @_FAILURES
     def test_vendor_failures_map_into_the_core_tree(
         self,
         backend_object: Any,
@@ -372,20 +534,228 @@ class ChatConformance(_Conformance):
         self.arrange_failure(kind)
         with pytest.raises(error) as caught:
             backend_object.complete(self._request())
-        assert caught.value.retryable is retryable
-        assert caught.value.backend
-        assert caught.value.__cause__ is not None or caught.value.status is not None
-
-    def test_unknown_settings_are_config_errors(self, hub: Hub, tmp_path: Path) -> None:
-        overrides = self.overrides(tmp_path)
-        overrides["backends"][self.backend]["no_such_setting_xyz"] = 1
-        hub = make_test_hub(
-            self.fakes, overrides=overrides, plugins=self._plugins(), env=self.env()
-        )
-        with pytest.raises(ConfigError, match="no_such_setting_xyz"):
-            hub.backend(self.capability)
+        _check_mapped(caught.value, retryable)
 
     def test_errors_are_modelport_errors(self, backend_object: Any) -> None:
         self.arrange_failure("server")
         with pytest.raises(ModelportError):
             list(backend_object.stream(self._request()))
+
+
+# --- vision ------------------------------------------------------------------------------------
+
+
+class VisionConformance(_Conformance):
+    """The vision contract (see :class:`modelport.backends.VisionBackend`).
+
+    Override :meth:`arrange_reply` and :meth:`arrange_failure`. ``model`` is sent with every
+    request.
+    """
+
+    capability = Capability.VISION
+    model: ClassVar[str | None] = None
+
+    def arrange_reply(self, text: str) -> None:
+        """Make every following description answer ``text`` (a JSON text for a structured
+        request: the suite passes ``json.dumps`` of what it expects in ``reply.data``)."""
+        raise NotImplementedError
+
+    def arrange_failure(self, kind: str) -> None:
+        """As :meth:`ChatConformance.arrange_failure`."""
+        raise NotImplementedError
+
+    def _request(self, *images: Image, schema: Mapping[str, Any] | None = None) -> VisionRequest:
+        image = Image.from_bytes(TINY_PNG, source="red.png")
+        return VisionRequest(
+            images or (image,),
+            prompt="What is in this picture?",
+            model=self.model,
+            options=ChatOptions(json_schema=schema),
+        )
+
+    def test_describe_answers_with_text_and_model(self, backend_object: Any) -> None:
+        self.arrange_reply("A small red square.")
+        reply = backend_object.describe(self._request())
+        assert isinstance(reply, Reply)
+        assert (reply.text, bool(reply.model)) == ("A small red square.", True)
+
+    def test_several_images_go_in_one_request(self, backend_object: Any) -> None:
+        self.arrange_reply("Two red squares.")
+        images = [Image.from_bytes(TINY_PNG, source=f"{n}.png") for n in range(2)]
+        assert backend_object.describe(self._request(*images)).text == "Two red squares."
+
+    def test_a_schema_gives_parsed_data(self, backend_object: Any) -> None:
+        schema = {
+            "type": "object",
+            "properties": {"colour": {"type": "string"}, "count": {"type": "integer"}},
+            "required": ["colour", "count"],
+        }
+        self.arrange_reply(json.dumps({"colour": "red", "count": 1}))
+        reply = backend_object.describe(self._request(schema=schema))
+        assert reply.data == {"colour": "red", "count": 1}
+
+    def test_declared_media_types_are_media_types(self, backend_object: Any) -> None:
+        media_types = getattr(backend_object, "media_types", None)
+        if media_types is None:
+            pytest.skip("the backend declares no media_types (the core's defaults apply)")
+        assert media_types, "media_types is empty: no image could ever be sent"
+        assert all(isinstance(t, str) and t.startswith("image/") for t in media_types)
+
+    def test_the_hubs_prepare_images_and_agree(self, hub: Hub, tmp_path: Path) -> None:
+        self.arrange_reply("A small red square.")
+        (tmp_path / "red.png").write_bytes(TINY_PNG)
+        sync = hub.describe_image(tmp_path / "red.png", TINY_PNG, model=self.model)
+        async_hub = self.make_async_hub(tmp_path)
+
+        async def describe() -> Reply:
+            try:
+                return await async_hub.describe_image(
+                    tmp_path / "red.png", TINY_PNG, model=self.model
+                )
+            finally:
+                await async_hub.aclose()
+
+        assert asyncio.run(describe()).text == sync.text == "A small red square."
+
+    @_FAILURES
+    def test_vendor_failures_map_into_the_core_tree(
+        self,
+        backend_object: Any,
+        kind: str,
+        error: type[BackendError],
+        retryable: bool,
+    ) -> None:
+        self.arrange_failure(kind)
+        with pytest.raises(error) as caught:
+            backend_object.describe(self._request())
+        _check_mapped(caught.value, retryable)
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+class TrainingConformance(_Conformance):
+    """The training contract (see :class:`modelport.backends.Trainer`).
+
+    Override :meth:`arrange_service` to fake the vendor's fine-tuning service: it keeps the
+    files uploaded and the jobs started, answers for them by id, cancels them, lists them
+    newest first, and answers "not found" for any other id. Override
+    :meth:`arrange_failure` as for chat. ``base_model`` is the model jobs start from.
+    """
+
+    capability = Capability.TRAINING
+    base_model: ClassVar[str] = "base-model"
+
+    def arrange_service(self) -> None:
+        """Make the vendor serve uploads and jobs statefully (called before every test)."""
+        raise NotImplementedError
+
+    def arrange_failure(self, kind: str) -> None:
+        """As :meth:`ChatConformance.arrange_failure`, for every training call."""
+        raise NotImplementedError
+
+    @pytest.fixture(autouse=True)
+    def _service(self, hub: Hub) -> None:
+        self.arrange_service()
+
+    def _dataset(self, backend_object: Any, extra: int = 0) -> TrainingDataset:
+        count = max(int(getattr(backend_object, "min_examples", 1)), 1) + extra
+        return TrainingDataset(
+            [
+                TrainingExample(
+                    [
+                        Message("system", "Answer in one word."),
+                        Message("user", f"Question {n}?"),
+                        Message("assistant", f"Answer{n}."),
+                    ]
+                )
+                for n in range(count)
+            ],
+            source="conformance",
+        )
+
+    def _started(self, backend_object: Any) -> TrainingJob:
+        file_id = backend_object.upload(self._dataset(backend_object))
+        return backend_object.start(JobSpec(self.base_model, file_id))  # type: ignore[no-any-return]
+
+    def test_upload_returns_a_file_id(self, backend_object: Any) -> None:
+        file_id = backend_object.upload(self._dataset(backend_object))
+        assert isinstance(file_id, str)
+        assert file_id
+
+    def test_a_started_job_is_found_by_its_id(self, backend_object: Any) -> None:
+        job = self._started(backend_object)
+        assert isinstance(job, TrainingJob)
+        assert job.id
+        assert job.base_model
+        assert isinstance(job.status, JobStatus)
+        assert not job.status.is_terminal, "a job that was just started cannot be over"
+        again = backend_object.get_job(job.id)
+        assert (again.id, isinstance(again.status, JobStatus)) == (job.id, True)
+
+    def test_jobs_are_listed_newest_first_within_the_limit(self, backend_object: Any) -> None:
+        first = self._started(backend_object)
+        second = self._started(backend_object)
+        listed = list(backend_object.list_jobs(limit=20))
+        ids = [j.id for j in listed]
+        assert all(isinstance(j, TrainingJob) for j in listed)
+        assert {first.id, second.id} <= set(ids)
+        assert ids.index(second.id) < ids.index(first.id), "list_jobs must be newest first"
+        assert len(backend_object.list_jobs(limit=1)) <= 1
+
+    def test_a_cancelled_job_says_so(self, backend_object: Any) -> None:
+        job = self._started(backend_object)
+        cancelled = backend_object.cancel_job(job.id)
+        assert (cancelled.id, cancelled.status) == (job.id, JobStatus.CANCELLED)
+        assert backend_object.get_job(job.id).status is JobStatus.CANCELLED
+
+    def test_events_are_oldest_first(self, backend_object: Any) -> None:
+        job = self._started(backend_object)
+        events = list(backend_object.job_events(job.id))
+        assert all(isinstance(e, JobEvent) and e.created_at.tzinfo for e in events)
+        times = [e.created_at for e in events]
+        assert times == sorted(times), "job_events must be oldest first"
+
+    def test_a_missing_job_is_not_found(self, backend_object: Any) -> None:
+        for method in ("get_job", "cancel_job", "job_events"):
+            with pytest.raises(NotFoundError):
+                getattr(backend_object, method)("ftjob-no-such-job")
+
+    def test_the_hubs_train_record_and_agree(self, hub: Hub, tmp_path: Path) -> None:
+        trainer = hub.backend(self.capability)
+        job = hub.train(self._dataset(trainer), base_model=self.base_model, description="c")
+        records = {r.job_id: r for r in hub.jobs()}
+        assert (records[job.id].backend, records[job.id].description) == (self.backend, "c")
+        async_hub = self.make_async_hub(tmp_path)
+
+        async def follow() -> TrainingJob:
+            try:
+                return await async_hub.job(job.id)
+            finally:
+                await async_hub.aclose()
+
+        assert asyncio.run(follow()).id == hub.job(job.id).id == job.id
+
+    def test_optional_attributes_have_the_right_shape(self, backend_object: Any) -> None:
+        minimum = getattr(backend_object, "min_examples", 1)
+        assert isinstance(minimum, int)
+        assert minimum >= 1
+        limit = getattr(backend_object, "example_token_limit", None)
+        assert limit is None or (isinstance(limit, int) and limit > 0)
+        price = getattr(backend_object, "training_price", None)
+        if price is not None:
+            value = price(self.base_model)
+            assert value is None or (isinstance(value, float) and value >= 0)
+
+    @_FAILURES
+    def test_vendor_failures_map_into_the_core_tree(
+        self,
+        backend_object: Any,
+        kind: str,
+        error: type[BackendError],
+        retryable: bool,
+    ) -> None:
+        self.arrange_failure(kind)
+        with pytest.raises(error) as caught:
+            backend_object.get_job("ftjob-1")
+        _check_mapped(caught.value, retryable)
