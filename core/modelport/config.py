@@ -87,7 +87,16 @@ def read_secret(
 
 @attrs.frozen
 class RetrySettings:
-    """The retry policy every backend call gets (``[retry]``)."""
+    """The retry policy every backend call gets (``[retry]``).
+
+    :ivar attempts: tries per call, the first included; 1 turns retrying off.
+    :ivar initial_s: the first backoff wait in seconds; each further wait doubles it.
+    :ivar max_s: the longest backoff wait in seconds.
+    :ivar max_retry_after_s: the longest Retry-After the policy honours; a backend asking
+        for longer fails at once instead of hanging the caller.
+    :ivar jitter_s: up to this many random seconds added to each wait, so that many clients
+        do not retry in step.
+    """
 
     attempts: int = 4
     initial_s: float = 0.5
@@ -98,7 +107,11 @@ class RetrySettings:
 
 @attrs.frozen
 class LimitSettings:
-    """Client-side rate limits for one backend (``[limits.<backend>]``); unset is unlimited."""
+    """Client-side rate limits for one backend (``[limits.<backend>]``); unset is unlimited.
+
+    :ivar requests_per_minute: calls started per minute, at most.
+    :ivar tokens_per_minute: estimated tokens sent per minute, at most.
+    """
 
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
@@ -106,7 +119,12 @@ class LimitSettings:
 
 @attrs.frozen
 class PluginSettings:
-    """Which plugins load (``[plugins]``)."""
+    """Which plugins load (``[plugins]``).
+
+    :ivar disable: plugin names not to load (``MODELPORT_DISABLE_PLUGINS`` adds to them).
+    :ivar autoload: load the plugins installed under the ``modelport`` entry-point group.
+    :ivar load: modules to load as plugins besides, by import path (``MODELPORT_PLUGINS``).
+    """
 
     disable: tuple[str, ...] = ()
     autoload: bool = True
@@ -118,6 +136,12 @@ class CapabilitySettings:
     """Which backend serves each capability (``[capabilities]``).
 
     Unset means: the backend its plugin marks as the default, or the only one installed.
+
+    :ivar chat: the backend for questions, streaming and the model list.
+    :ivar vision: the backend for image descriptions.
+    :ivar sentiment: the backend for the mood of a text (and of every reply).
+    :ivar storage: the backend that keeps dialogues and training-job records.
+    :ivar training: the backend for fine-tuning jobs.
     """
 
     chat: str | None = None
@@ -133,39 +157,57 @@ class CapabilitySettings:
 
 @attrs.frozen
 class ImageSettings:
-    """How images are checked and normalised before a backend sees them (``[images]``)."""
+    """How images are checked and normalised before a backend sees them (``[images]``).
 
-    #: Longest side in pixels; larger images are scaled down (aspect ratio kept).
+    :ivar max_side: the longest side in pixels; larger images are scaled down (aspect ratio
+        kept).
+    :ivar max_bytes: the largest encoded size in bytes; larger images are re-encoded, then
+        scaled down.
+    :ivar max_pixels: images with more pixels than this are refused unread (decompression
+        bombs).
+    :ivar fetch_timeout_s: the time limit in seconds for downloading an image URL, when the
+        backend needs the bytes.
+    :ivar fetch_max_bytes: the size limit in bytes for such a download.
+    :ivar quality: the JPEG/WebP quality of re-encoded photos (lowered step by step to fit
+        ``max_bytes``).
+    """
+
     max_side: int = attrs.field(default=2048, validator=attrs.validators.ge(16))
-    #: Largest encoded size in bytes; larger images are re-encoded, then scaled down.
     max_bytes: int = attrs.field(default=10 * 1024 * 1024, validator=attrs.validators.ge(1024))
-    #: Images with more pixels than this are refused unread (decompression bombs).
     max_pixels: int = attrs.field(default=64_000_000, validator=attrs.validators.ge(1))
-    #: Limits for fetching an image URL when the backend needs the bytes.
     fetch_timeout_s: float = attrs.field(default=20.0, validator=attrs.validators.gt(0))
     fetch_max_bytes: int = attrs.field(default=20 * 1024 * 1024, validator=attrs.validators.ge(1))
-    #: JPEG/WebP quality for re-encoded photos (lowered step by step to fit ``max_bytes``).
     quality: int = attrs.field(default=90, validator=attrs.validators.in_(range(30, 101)))
 
 
 @attrs.frozen
 class TrainingSettings:
-    """Training data defaults (``[training]``)."""
+    """Training data defaults (``[training]``).
 
-    #: CSV column names (``[training.csv]``: prompt, response, system, role, content,
-    #: conversation).
+    :ivar csv: the CSV column names (``[training.csv]``).
+    :ivar epochs: the epochs assumed for the token and cost estimate when the
+        hyperparameters set none.
+    :ivar tokenizer: the tiktoken encoding used to count tokens, when tiktoken is installed.
+    :ivar min_examples: overrides the training backend's minimum number of examples.
+    """
+
     csv: CsvColumns = CsvColumns()
-    #: Epochs assumed for the token and cost estimate when the hyperparameters set none.
     epochs: int = attrs.field(default=3, validator=attrs.validators.ge(1))
-    #: The tiktoken encoding used to count tokens, when tiktoken is installed.
     tokenizer: str = "o200k_base"
-    #: Overrides the training backend's minimum number of examples.
     min_examples: int | None = None
 
 
 @attrs.frozen
 class AssistantProfile:
-    """A named assistant (``[assistants.<name>]``): model, instructions, options, backend."""
+    """A named assistant (``[assistants.<name>]``): model, instructions, options, backend.
+
+    :ivar model: the model it asks, over the chat backend's default.
+    :ivar instructions: the system message that opens each of its dialogues.
+    :ivar options: its chat options (``[assistants.<name>.options]``: temperature, top_p,
+        max_tokens, stop, seed, json_schema, extra), under the call's own.
+    :ivar backend: the chat backend it uses, over ``[capabilities] chat``.
+    :ivar description: a line for ``modelport config show`` and your own tooling.
+    """
 
     model: str | None = None
     instructions: str | None = None
@@ -176,7 +218,19 @@ class AssistantProfile:
 
 @attrs.frozen
 class Settings:
-    """modelport's settings, validated. Build them with :func:`load_settings`."""
+    """modelport's settings, validated. Build them with :func:`load_settings`.
+
+    :ivar capabilities: which backend serves each capability (``[capabilities]``).
+    :ivar backends: each backend's own section (``[backends.<name>]``).
+    :ivar assistants: named assistant profiles (``[assistants.<name>]``).
+    :ivar default_assistant: the profile used when a call names none.
+    :ivar retry: the retry policy (``[retry]``).
+    :ivar limits: client-side rate limits per backend (``[limits.<backend>]``).
+    :ivar plugins: which plugins load (``[plugins]``).
+    :ivar images: image checks and normalisation (``[images]``).
+    :ivar training: training-data defaults (``[training]``).
+    :ivar path: the config file these settings were read from, if any (for error messages).
+    """
 
     capabilities: CapabilitySettings = CapabilitySettings()
     backends: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, hash=False)
@@ -187,7 +241,6 @@ class Settings:
     plugins: PluginSettings = PluginSettings()
     images: ImageSettings = ImageSettings()
     training: TrainingSettings = TrainingSettings()
-    #: The config file these settings were read from, if any (for error messages).
     path: str | None = attrs.field(default=None, eq=False)
 
     def assistant(self, name: str | None) -> tuple[str | None, AssistantProfile]:

@@ -47,7 +47,15 @@ _MESSAGE_KEYS = frozenset({"role", "content", "name", "weight"})
 
 @attrs.frozen(kw_only=True)
 class CsvColumns:
-    """The names of the CSV columns (``[training.csv]`` in the config, ``--columns`` on the CLI)."""
+    """The names of the CSV columns (``[training.csv]`` in the config, ``--columns`` on the CLI).
+
+    :ivar prompt: the user's message, in a file of prompt/response pairs.
+    :ivar response: the assistant's answer, in such a file.
+    :ivar system: an optional system message, in such a file.
+    :ivar role: the role (system, user, assistant), in a file of one message per row.
+    :ivar content: the message, in such a file.
+    :ivar conversation: which example a row belongs to, in such a file (optional).
+    """
 
     prompt: str = "prompt"
     response: str = "response"

@@ -267,8 +267,14 @@ class Message:
 class ChatOptions:
     """Generation options. ``None`` leaves a setting to the backend's default.
 
-    ``json_schema`` asks for structured output matching that JSON schema. ``extra`` carries
-    backend-specific options through unchanged.
+    :ivar temperature: sampling temperature; lower is more deterministic.
+    :ivar top_p: nucleus sampling: only the most likely tokens summing to this probability.
+    :ivar max_tokens: the most tokens the reply may have.
+    :ivar stop: texts that end the reply when generated.
+    :ivar seed: a seed for backends that can repeat a sampling.
+    :ivar json_schema: asks for structured output matching this JSON schema; the parsed
+        result is ``reply.data``.
+    :ivar extra: backend-specific options, passed through unchanged.
     """
 
     temperature: float | None = None
