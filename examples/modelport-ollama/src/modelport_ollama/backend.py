@@ -57,13 +57,13 @@ class OllamaBackend:
     # --- chat --------------------------------------------------------------------------------
 
     def complete(self, request: ChatRequest) -> Reply:
-        body = self._body(request.messages, request.model, request, stream=False)
+        body = self._body(request, stream=False)
         with self._mapped():
             response = self.client.post("/api/chat", json=body)
         return reply(self.name, self._json(response), request.options)
 
     def stream(self, request: ChatRequest) -> Iterator[StreamDelta]:
-        body = self._body(request.messages, request.model, request, stream=True)
+        body = self._body(request, stream=True)
         with self._mapped(), self.client.stream("POST", "/api/chat", json=body) as response:
             if response.is_error:
                 response.read()
@@ -76,13 +76,13 @@ class OllamaBackend:
         return self._models(self._json(response))
 
     async def acomplete(self, request: ChatRequest) -> Reply:
-        body = self._body(request.messages, request.model, request, stream=False)
+        body = self._body(request, stream=False)
         with self._mapped():
             response = await self.aclient.post("/api/chat", json=body)
         return reply(self.name, self._json(response), request.options)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        body = self._body(request.messages, request.model, request, stream=True)
+        body = self._body(request, stream=True)
         with self._mapped():
             async with self.aclient.stream("POST", "/api/chat", json=body) as response:
                 if response.is_error:
@@ -117,15 +117,9 @@ class OllamaBackend:
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    def _body(
-        self,
-        messages: tuple[Message, ...],
-        model: str | None,
-        request: ChatRequest,
-        *,
-        stream: bool,
-    ) -> dict[str, Any]:
-        body = chat_body(messages, model or self.settings.model, request.options, stream=stream)
+    def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        model = request.model or self.settings.model
+        body = chat_body(request.messages, model, request.options, stream=stream)
         if self.settings.keep_alive is not None:
             body["keep_alive"] = self.settings.keep_alive
         return body
