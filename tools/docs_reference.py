@@ -244,8 +244,12 @@ def cli_reference() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _command(command: click.Command, path: str, level: int) -> Iterator[str]:
-    context = click.Context(command, info_name=path.rsplit(" ", 1)[-1], terminal_width=100)
+def _command(
+    command: click.Command, path: str, level: int, parent: click.Context | None = None
+) -> Iterator[str]:
+    name = path.rsplit(" ", 1)[-1]
+    # the way click builds it, so the group's context_settings (``-h``) reach every command
+    context = command.make_context(name, ["--help"], parent=parent, resilient_parsing=True)
     pieces = command.collect_usage_pieces(context)
     yield f"{'#' * level} `{path}`"
     yield ""
@@ -272,7 +276,7 @@ def _command(command: click.Command, path: str, level: int) -> Iterator[str]:
         for name in command.list_commands(context):
             sub = command.get_command(context, name)
             if sub is not None and not sub.hidden:
-                yield from _command(sub, f"{path} {name}", min(level + 1, 4))
+                yield from _command(sub, f"{path} {name}", min(level + 1, 4), context)
 
 
 def inspect_help(command: click.Command) -> str:
