@@ -59,3 +59,16 @@ def test_the_cli_reference_has_every_command(tool: ModuleType) -> None:
     page = tool.cli_reference()
     for command in ("ask", "describe", "sentiment", "train", "jobs wait", "dialogues export"):
         assert f"`modelport {command}`" in page
+
+
+def test_the_openai_pages_settings_table_names_exactly_the_settings() -> None:
+    """docs/openai.md keeps its own table (with the presets' defaults): it must not drift."""
+    from modelport_openai import OpenAISettings
+
+    page = (TOOL.parents[1] / "docs" / "openai.md").read_text(encoding="utf-8")
+    section = page.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    documented = set()
+    for row in section.splitlines():
+        if row.startswith("| `"):
+            documented |= {name.strip("` ") for name in row.split("|")[1].split(",")}
+    assert documented == {f.name for f in attrs.fields(OpenAISettings)}
