@@ -16,13 +16,13 @@ other capabilities) with your backend chosen for its capability. This module imp
 import it only from tests.
 
 * :class:`StoreConformance`: round trips, ordering, paging and filters, missing ids, job
-  records, and several threads appending at once.
+  records, several threads appending at once, a failed append changing nothing, and (for
+  stores that persist) records outliving the hub and a writer process killed mid-append.
 * :class:`SentimentConformance`: scores in [-1, 1], labels, evidence from the text,
   determinism, and texts of every kind (empty, emoji, other scripts, long).
 * :class:`ChatConformance`: complete, a stream assembled equals the complete reply, sync and
   async parity, models, and vendor failures mapped into the core's error tree. You arrange
-  the vendor's answers (a respx route, say) in :meth:`ChatConformance.arrange_reply` and
-  :meth:`ChatConformance.arrange_failure`.
+  the vendor's answers (a respx route, say) in ``arrange_reply`` and ``arrange_failure``.
 * :class:`VisionConformance`: text and structured descriptions, several images at once,
   images through the hub's preparation, sync and async parity, error mapping.
 * :class:`TrainingConformance`: upload, start, follow, list, cancel and events, a job
@@ -179,12 +179,34 @@ _FAILURES = pytest.mark.parametrize(
 )
 
 
-def _check_mapped(error: BackendError, retryable: bool) -> None:
-    assert error.retryable is retryable
-    assert error.backend, "the error does not name its backend"
-    assert error.__cause__ is not None or error.status is not None, (
-        "chain the vendor's error with `raise ... from exc`, or give the HTTP status"
-    )
+class _RemoteConformance(_Conformance):
+    """What suites for backends that call a vendor share: failures mapped into the core tree."""
+
+    def arrange_failure(self, kind: str) -> None:
+        """Make every following call fail as the vendor would: ``kind`` is ``"auth"`` (bad
+        key), ``"rate_limit"`` (429), ``"server"`` (a 5xx) or ``"bad_request"`` (a 400)."""
+        raise NotImplementedError
+
+    def call_that_fails(self, backend_object: Any) -> object:
+        """One call to the backend, made after :meth:`arrange_failure`."""
+        raise NotImplementedError
+
+    @_FAILURES
+    def test_vendor_failures_map_into_the_core_tree(
+        self,
+        backend_object: Any,
+        kind: str,
+        error: type[BackendError],
+        retryable: bool,
+    ) -> None:
+        self.arrange_failure(kind)
+        with pytest.raises(error) as caught:
+            self.call_that_fails(backend_object)
+        assert caught.value.retryable is retryable
+        assert caught.value.backend, "the error does not name its backend"
+        assert caught.value.__cause__ is not None or caught.value.status is not None, (
+            "chain the vendor's error with `raise ... from exc`, or give the HTTP status"
+        )
 
 
 # --- storage -----------------------------------------------------------------------------------
@@ -467,7 +489,7 @@ class SentimentConformance(_Conformance):
 # --- chat --------------------------------------------------------------------------------------
 
 
-class ChatConformance(_Conformance):
+class ChatConformance(_RemoteConformance):
     """The chat contract (see :class:`modelport.backends.ChatBackend`).
 
     Override :meth:`arrange_reply` and :meth:`arrange_failure` to make the vendor (faked at
@@ -481,10 +503,8 @@ class ChatConformance(_Conformance):
         """Make every following call (complete or stream) answer ``text``."""
         raise NotImplementedError
 
-    def arrange_failure(self, kind: str) -> None:
-        """Make every following call fail as the vendor would: ``kind`` is ``"auth"`` (bad
-        key), ``"rate_limit"`` (429), ``"server"`` (a 5xx) or ``"bad_request"`` (a 400)."""
-        raise NotImplementedError
+    def call_that_fails(self, backend_object: Any) -> object:
+        return backend_object.complete(self._request())
 
     def _request(self, text: str = "Say hello.") -> ChatRequest:
         return ChatRequest([Message("user", text)], model=self.model)
@@ -523,19 +543,6 @@ class ChatConformance(_Conformance):
         assert models, "models() returned nothing"
         assert all(isinstance(m, ModelInfo) and m.id for m in models)
 
-    @_FAILURES
-    def test_vendor_failures_map_into_the_core_tree(
-        self,
-        backend_object: Any,
-        kind: str,
-        error: type[BackendError],
-        retryable: bool,
-    ) -> None:
-        self.arrange_failure(kind)
-        with pytest.raises(error) as caught:
-            backend_object.complete(self._request())
-        _check_mapped(caught.value, retryable)
-
     def test_errors_are_modelport_errors(self, backend_object: Any) -> None:
         self.arrange_failure("server")
         with pytest.raises(ModelportError):
@@ -545,7 +552,7 @@ class ChatConformance(_Conformance):
 # --- vision ------------------------------------------------------------------------------------
 
 
-class VisionConformance(_Conformance):
+class VisionConformance(_RemoteConformance):
     """The vision contract (see :class:`modelport.backends.VisionBackend`).
 
     Override :meth:`arrange_reply` and :meth:`arrange_failure`. ``model`` is sent with every
@@ -560,9 +567,8 @@ class VisionConformance(_Conformance):
         request: the suite passes ``json.dumps`` of what it expects in ``reply.data``)."""
         raise NotImplementedError
 
-    def arrange_failure(self, kind: str) -> None:
-        """As :meth:`ChatConformance.arrange_failure`."""
-        raise NotImplementedError
+    def call_that_fails(self, backend_object: Any) -> object:
+        return backend_object.describe(self._request())
 
     def _request(self, *images: Image, schema: Mapping[str, Any] | None = None) -> VisionRequest:
         image = Image.from_bytes(TINY_PNG, source="red.png")
@@ -617,24 +623,11 @@ class VisionConformance(_Conformance):
 
         assert asyncio.run(describe()).text == sync.text == "A small red square."
 
-    @_FAILURES
-    def test_vendor_failures_map_into_the_core_tree(
-        self,
-        backend_object: Any,
-        kind: str,
-        error: type[BackendError],
-        retryable: bool,
-    ) -> None:
-        self.arrange_failure(kind)
-        with pytest.raises(error) as caught:
-            backend_object.describe(self._request())
-        _check_mapped(caught.value, retryable)
-
 
 # --- training ----------------------------------------------------------------------------------
 
 
-class TrainingConformance(_Conformance):
+class TrainingConformance(_RemoteConformance):
     """The training contract (see :class:`modelport.backends.Trainer`).
 
     Override :meth:`arrange_service` to fake the vendor's fine-tuning service: it keeps the
@@ -650,9 +643,8 @@ class TrainingConformance(_Conformance):
         """Make the vendor serve uploads and jobs statefully (called before every test)."""
         raise NotImplementedError
 
-    def arrange_failure(self, kind: str) -> None:
-        """As :meth:`ChatConformance.arrange_failure`, for every training call."""
-        raise NotImplementedError
+    def call_that_fails(self, backend_object: Any) -> object:
+        return backend_object.get_job("ftjob-1")
 
     @pytest.fixture(autouse=True)
     def _service(self, hub: Hub) -> None:
@@ -746,16 +738,3 @@ class TrainingConformance(_Conformance):
         if price is not None:
             value = price(self.base_model)
             assert value is None or (isinstance(value, float) and value >= 0)
-
-    @_FAILURES
-    def test_vendor_failures_map_into_the_core_tree(
-        self,
-        backend_object: Any,
-        kind: str,
-        error: type[BackendError],
-        retryable: bool,
-    ) -> None:
-        self.arrange_failure(kind)
-        with pytest.raises(error) as caught:
-            backend_object.get_job("ftjob-1")
-        _check_mapped(caught.value, retryable)
