@@ -106,7 +106,7 @@ def default_text(field: attrs.Attribute[Any]) -> str:
     return f"`{default}`"
 
 
-def table(cls: type[Any], section: str, env: str | None) -> Iterator[str]:
+def table(cls: type[Any], env: str | None = None) -> Iterator[str]:
     docs = field_docs(cls)
     hints = typing.get_type_hints(cls)
     missing = [f.name for f in attrs.fields(cls) if f.name not in docs]
@@ -159,7 +159,7 @@ def configuration() -> str:
     for name, summary, env in CORE_SECTIONS:
         cls = hints[name]
         out += [f"## `[{name}]`", "", summary, ""]
-        out += [*table(cls, name, env), ""]
+        out += [*table(cls, env), ""]
         if name == "plugins":
             out += [
                 "Three variables of their own add to these: `MODELPORT_PLUGINS` (modules to",
@@ -171,23 +171,23 @@ def configuration() -> str:
             if attrs.has(field.type if isinstance(field.type, type) else type(field.default)):
                 sub = typing.get_type_hints(cls)[field.name]
                 out += [f"### `[{name}.{field.name}]`", ""]
-                out += [*table(sub, f"{name}.{field.name}", None), ""]
+                out += [*table(sub), ""]
     out += [
         "## `[limits.<backend>]`",
         "",
         "Client-side rate limits for one backend; unset is unlimited.",
         "",
-        *table(LimitSettings, "limits", None),
+        *table(LimitSettings),
         "",
         "## `[assistants.<name>]`",
         "",
         "A named assistant profile; `default_assistant` names the one used when a call names none.",
         "",
-        *table(AssistantProfile, "assistants", None),
+        *table(AssistantProfile),
         "",
         "### `[assistants.<name>.options]`",
         "",
-        *table(ChatOptions, "options", None),
+        *table(ChatOptions),
         "",
         "## `[backends.<name>]`",
         "",
@@ -206,7 +206,7 @@ def configuration() -> str:
         lines = doc.splitlines()[1:]
         if any(line.strip() for line in lines):
             out += [_cell(" ".join(line.strip() for line in lines if line.strip())), ""]
-        out += [*table(spec.settings, f"backends.{names[0]}", None), ""]
+        out += [*table(spec.settings), ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -253,7 +253,7 @@ def _command(
     pieces = command.collect_usage_pieces(context)
     yield f"{'#' * level} `{path}`"
     yield ""
-    help_text = inspect_help(command)
+    help_text = _help_text(command)
     if help_text:
         yield help_text
         yield ""
@@ -273,13 +273,13 @@ def _command(
             yield f"| `{names}` | {_cell(text)} |"
         yield ""
     if isinstance(command, click.Group):
-        for name in command.list_commands(context):
-            sub = command.get_command(context, name)
+        for sub_name in command.list_commands(context):
+            sub = command.get_command(context, sub_name)
             if sub is not None and not sub.hidden:
-                yield from _command(sub, f"{path} {name}", min(level + 1, 4), context)
+                yield from _command(sub, f"{path} {sub_name}", min(level + 1, 4), context)
 
 
-def inspect_help(command: click.Command) -> str:
+def _help_text(command: click.Command) -> str:
     text = textwrap.dedent(command.help or "").strip()
     text = text.split("\f", 1)[0].strip()
     return re.sub(r"\n(?!\n)", " ", text)  # unwrap paragraphs, keep blank lines

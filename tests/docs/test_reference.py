@@ -52,7 +52,7 @@ def test_a_setting_without_a_description_is_an_error(tool: ModuleType) -> None:
         forgotten: str = "x"
 
     with pytest.raises(tool.UndocumentedError, match="forgotten"):
-        list(tool.table(Half, "half", None))
+        list(tool.table(Half))
 
 
 def test_the_cli_reference_has_every_command(tool: ModuleType) -> None:

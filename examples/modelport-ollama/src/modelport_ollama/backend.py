@@ -91,7 +91,7 @@ class OllamaBackend:
                 done = False
                 async for line in response.aiter_lines():
                     if line.strip():
-                        piece = delta(self.name, line.encode())
+                        piece = delta(self.name, line)
                         done = piece.finish_reason is not None
                         yield piece
                 self._check_done(done)
@@ -128,7 +128,7 @@ class OllamaBackend:
         done = False
         for line in lines:
             if line.strip():
-                piece = delta(self.name, line.encode())
+                piece = delta(self.name, line)
                 done = piece.finish_reason is not None
                 yield piece
         self._check_done(done)

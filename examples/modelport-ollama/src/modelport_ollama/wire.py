@@ -53,7 +53,7 @@ def reply(backend: str, answer: dict[str, Any], options: ChatOptions) -> Reply:
     )
 
 
-def delta(backend: str, line: bytes) -> StreamDelta:
+def delta(backend: str, line: str) -> StreamDelta:
     """One line of a streamed answer as a delta; the last (``"done": true``) ends it."""
     try:
         answer = json.loads(line)
