@@ -12,6 +12,7 @@ The CLI reference comes from the click commands' own help.
 from __future__ import annotations
 
 import argparse
+import inspect
 import re
 import sys
 import textwrap
@@ -26,7 +27,7 @@ import click
 
 from modelport import BackendSpec, Settings, make_plugins
 from modelport.cli import cli
-from modelport.config import AssistantProfile, LimitSettings
+from modelport.config import AssistantProfile, HistoryWindow, LimitSettings
 from modelport.types import ChatOptions
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "reference"
@@ -189,6 +190,10 @@ def configuration() -> str:
         "",
         *table(ChatOptions),
         "",
+        "### `[assistants.<name>.history]`",
+        "",
+        *table(HistoryWindow),
+        "",
         "## `[backends.<name>]`",
         "",
         "Each backend's own keys, structured into the settings class its plugin declares. An",
@@ -280,9 +285,9 @@ def _command(
 
 
 def _help_text(command: click.Command) -> str:
-    text = textwrap.dedent(command.help or "").strip()
+    text = inspect.cleandoc(command.help or "")  # the first line has no indent to dedent
     text = text.split("\f", 1)[0].strip()
-    return re.sub(r"\n(?!\n)", " ", text)  # unwrap paragraphs, keep blank lines
+    return re.sub(r"(?<!\n)\n(?!\n)", " ", text)  # unwrap paragraphs, keep blank lines
 
 
 # --- main --------------------------------------------------------------------------------------

@@ -22,7 +22,14 @@ if TYPE_CHECKING:
         Trainer,
         VisionBackend,
     )
-    from .config import AssistantProfile, Secret, Settings, load_settings, read_secret
+    from .config import (
+        AssistantProfile,
+        EffectiveSetting,
+        Secret,
+        Settings,
+        load_settings,
+        read_secret,
+    )
     from .errors import ModelportError
     from .hookspecs import hookimpl
     from .hub import Hub, ReplyStream
@@ -57,6 +64,7 @@ if TYPE_CHECKING:
         TrainingDataset,
         TrainingExample,
         TrainingJob,
+        Turn,
         Usage,
         VisionRequest,
     )
@@ -79,6 +87,7 @@ __all__ = [
     "ChatRequest",
     "Dialogue",
     "DialogueInfo",
+    "EffectiveSetting",
     "Evidence",
     "Exchange",
     "Hub",
@@ -110,6 +119,7 @@ __all__ = [
     "TrainingDataset",
     "TrainingExample",
     "TrainingJob",
+    "Turn",
     "Usage",
     "VisionBackend",
     "VisionRequest",
@@ -127,7 +137,10 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "AsyncChatBackend", "AsyncTrainer", "AsyncVisionBackend", "BackendContext",
         "ChatBackend", "SentimentAnalyzer", "Store", "Trainer", "VisionBackend",
     ),
-    "config": ("AssistantProfile", "Secret", "Settings", "load_settings", "read_secret"),
+    "config": (
+        "AssistantProfile", "EffectiveSetting", "Secret", "Settings", "load_settings",
+        "read_secret",
+    ),
     "errors": ("ModelportError",),
     "hookspecs": ("hookimpl",),
     "hub": ("Hub", "ReplyStream"),
@@ -140,7 +153,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "DialogueInfo", "Evidence", "Exchange", "Image", "ImagePart", "JobEvent", "JobRecord",
         "JobSpec", "JobStatus", "Message", "ModelInfo", "Page", "Reply", "Sentiment",
         "SentimentLabel", "StreamDelta", "TextPart", "TrainingDataset", "TrainingExample",
-        "TrainingJob", "Usage", "VisionRequest",
+        "TrainingJob", "Turn", "Usage", "VisionRequest",
     ),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}

@@ -1,8 +1,9 @@
-"""The live display of a training job while the CLI waits for it.
+"""The live displays of the CLI's training commands: uploads, and a job being waited for.
 
 Status changes and job events are printed as lines on stderr. On a terminal, one more line
 at the bottom is redrawn twice a second: the status, the time elapsed and the countdown to
-the next poll; elsewhere (a pipe, a log file) nothing is redrawn.
+the next poll; elsewhere (a pipe, a log file) nothing is redrawn. An upload is one line,
+redrawn with the bytes sent on a terminal, and a line when it is done.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TextIO
 
 import click
 
-from .types import JobEvent, TrainingJob
+from .types import JobEvent, TrainingJob, UploadProgress
 
 _SPINNER = "|/-\\"
 
@@ -115,3 +116,79 @@ class JobProgress:
             tick += 1
             with self._lock:
                 self._draw(tick)
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} B"
+
+
+class UploadDisplay:
+    """The ``on_progress`` callback of :meth:`modelport.Hub.train`, drawing on ``stream``;
+    it remembers the uploaded files' ids (for a message when the user interrupts).
+
+    :param last: the file uploaded last (``"training"``, or ``"validation"`` when there is
+        one): once it is uploaded, the job is being started.
+    :param quiet: draw nothing, only remember (for ``--json``).
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        last: str = "training",
+        live: bool | None = None,
+        quiet: bool = False,
+    ) -> None:
+        self.stream = stream
+        self.last = last
+        self.live = stream.isatty() if live is None else live
+        self.quiet = quiet
+        self.files: list[str] = []
+        self.uploading = False
+        self.starting = False
+        self._percent: int | None = None
+        self._drawn = False
+
+    def __enter__(self) -> UploadDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._clear()
+
+    def __call__(self, event: UploadProgress) -> None:
+        self.uploading = not event.done
+        if event.done:
+            assert event.file_id is not None
+            self.files.append(event.file_id)
+            self.starting = event.file == self.last
+            size = f" ({_size(event.total)})" if event.total else ""
+            self._line(f"uploaded the {event.file} data{size}: {event.file_id}")
+            if self.starting:
+                self._line("starting the job")
+        elif event.total is None:
+            self._percent = None
+            self._line(f"uploading the {event.file} data")
+        elif self.live and not self.quiet:
+            percent = event.sent * 100 // event.total if event.total else 100
+            if percent != self._percent:  # at most 101 redraws, however big the file
+                self._percent = percent
+                self.stream.write(
+                    f"\r\x1b[2K  {_size(event.sent)} of {_size(event.total)} ({percent}%)"
+                    " (Ctrl-C stops the upload; no job is started)"
+                )
+                self.stream.flush()
+                self._drawn = True
+
+    def _line(self, text: str) -> None:
+        if not self.quiet:
+            self._clear()
+            click.echo(text, file=self.stream)
+
+    def _clear(self) -> None:
+        if self._drawn:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self._drawn = False

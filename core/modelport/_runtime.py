@@ -71,7 +71,7 @@ class Runtime:
     plugins: Plugins
     sleep: Callable[[float], None] = time.sleep
     asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    env: Mapping[str, str] = attrs.field(factory=lambda: os.environ)
+    env: Mapping[str, str] = attrs.field(factory=lambda: os.environ, repr=False)  # secrets
     policy: RetryPolicy = attrs.field(init=False)
     _backends: dict[str, object] = attrs.field(init=False, factory=dict)
     _resolved: dict[tuple[Capability, str | None], tuple[str, Any]] = attrs.field(

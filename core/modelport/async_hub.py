@@ -16,24 +16,30 @@ from typing import Any, TypeVar
 import attrs
 
 from ._runtime import Call
-from .errors import BackendError, RecordNotFoundError
+from .errors import BackendError, CorruptRecordError, ModelportError, RecordNotFoundError
 from .hub import (
     _END,
+    MAX_OUTAGE_S,
     DatasetSource,
-    _answer_message,
     _assemble,
     _base_model,
     _close,
     _dataset,
+    _dialogue_assistant,
     _HubBase,
     _images,
     _learnt,
+    _loader,
     _new_record,
     _prepare_turn,
     _Progress,
+    _quietly,
     _store_turn,
     _Turn,
+    _Uploads,
     _vision_request,
+    _wider,
+    _window,
 )
 from .images import ImageSource
 from .logs import get_logger
@@ -55,6 +61,7 @@ from .types import (
     StreamDelta,
     TrainingDataset,
     TrainingJob,
+    UploadProgress,
 )
 
 __all__ = ["AsyncHub", "AsyncReplyStream"]
@@ -105,22 +112,43 @@ class AsyncHub(_HubBase):
 
     # --- chat --------------------------------------------------------------------------------
 
-    async def _history(self, dialogue: str | None) -> list[Message]:
+    async def _history(
+        self, dialogue: str | None, assistant: str | None
+    ) -> tuple[str | None, list[Message]]:
+        """See :meth:`modelport.Hub._history`."""
         if dialogue is None:
-            return []
-        return list((await self.dialogue(dialogue)).messages)
+            return assistant, []
+        window = self.assistant(assistant).history
+        loaded = await self.dialogue(dialogue, last=window.max_messages)
+        assistant = _dialogue_assistant(self.settings, assistant, loaded.assistant)
+        own = self.assistant(assistant).history
+        if _wider(own, window):
+            loaded = await self.dialogue(dialogue, last=own.max_messages)
+        return assistant, _window(loaded.messages, own)
 
     async def _turn(
-        self, text: str | Message, dialogue: str | None, **kwargs: Any
+        self,
+        text: str | Message,
+        dialogue: str | None,
+        assistant: str | None,
+        images: Iterable[ImageSource],
+        options: ChatOptions | None,
+        model: str | None,
     ) -> tuple[_Turn, str, Any]:
-        name, chat = self._rt.backend(Capability.CHAT, self.assistant(kwargs["assistant"]).backend)
-        history = await self._history(dialogue)
-        images = kwargs.pop("images")
-        if images:
-            kwargs["images"] = await asyncio.to_thread(_images, self.settings, chat, images)
-        else:
-            kwargs["images"] = ()
-        turn = _prepare_turn(self.settings, history, text, dialogue_id=dialogue, **kwargs)
+        assistant, history = await self._history(dialogue, assistant)
+        name, chat = self._rt.backend(Capability.CHAT, self.assistant(assistant).backend)
+        images = list(images)
+        prepared = await asyncio.to_thread(_images, self.settings, chat, images) if images else []
+        turn = _prepare_turn(
+            self.settings,
+            history,
+            text,
+            assistant=assistant,
+            dialogue_id=dialogue,
+            images=prepared,
+            options=options,
+            model=model,
+        )
         return turn, name, chat
 
     async def ask(
@@ -134,19 +162,19 @@ class AsyncHub(_HubBase):
         model: str | None = None,
     ) -> Answer:
         """See :meth:`modelport.Hub.ask`."""
-        turn, name, chat = await self._turn(
-            text, dialogue, assistant=assistant, images=images, options=options, model=model
-        )
+        turn, name, chat = await self._turn(text, dialogue, assistant, images, options, model)
         call = self._chat_call(turn, "complete", name)
         reply = await self._by_protocol(call, chat, "complete", turn.request, request=turn.request)
         return await self._finish(turn, reply)
 
     async def _finish(self, turn: _Turn, reply: Reply) -> Answer:
-        sentiment = (
-            await self.analyze(reply.text) if self._rt.available(Capability.SENTIMENT) else None
-        )
-        answer = _answer_message(reply, sentiment)
-        dialogue_id = await asyncio.to_thread(_store_turn, self._rt, turn, answer)
+        sentiment = None
+        if self._rt.available(Capability.SENTIMENT):
+            try:
+                sentiment = await self.analyze(reply.text)
+            except ModelportError as exc:
+                _quietly("reply_sentiment_failed", exc)
+        dialogue_id = await asyncio.to_thread(_store_turn, self._rt, turn, reply, sentiment)
         return Answer(reply, dialogue_id, sentiment=sentiment, assistant=turn.assistant)
 
     async def stream(
@@ -160,15 +188,16 @@ class AsyncHub(_HubBase):
         model: str | None = None,
     ) -> AsyncReplyStream:
         """See :meth:`modelport.Hub.stream`; iterate the result with ``async for``."""
-        turn, name, chat = await self._turn(
-            text, dialogue, assistant=assistant, images=images, options=options, model=model
-        )
+        turn, name, chat = await self._turn(text, dialogue, assistant, images, options, model)
         return AsyncReplyStream(self, turn, name, chat)
 
     async def models(self, *, backend: str | None = None) -> tuple[ModelInfo, ...]:
-        """See :meth:`modelport.Hub.models`."""
+        """See :meth:`modelport.Hub.models` (which also warns of shutdown dates)."""
         name, chat = self._rt.backend(Capability.CHAT, backend)
-        return tuple(await self._by_protocol(Call(Capability.CHAT, name, "models"), chat, "models"))
+        call = Call(Capability.CHAT, name, "models")
+        found = tuple(await self._by_protocol(call, chat, "models"))
+        self._shutdown_notices(name, chat, found)
+        return found
 
     # --- vision and sentiment ----------------------------------------------------------------
 
@@ -220,12 +249,12 @@ class AsyncHub(_HubBase):
             ),
         )
 
-    async def dialogue(self, dialogue_id: str) -> Dialogue:
+    async def dialogue(self, dialogue_id: str, *, last: int | None = None) -> Dialogue:
         """See :meth:`modelport.Hub.dialogue`."""
         name, store = self._store()
         return await self._thread(
             Call(Capability.STORAGE, name, "load_dialogue", dialogue_id=dialogue_id),
-            partial(store.load_dialogue, dialogue_id),
+            _loader(store, dialogue_id, last),
         )
 
     async def delete_dialogue(self, dialogue_id: str) -> None:
@@ -240,7 +269,11 @@ class AsyncHub(_HubBase):
         offset: int | None = 0
         while offset is not None:
             page = await self.dialogues(assistant=assistant, since=since, limit=100, offset=offset)
-            found += [await self.dialogue(info.id) for info in page.items]
+            for info in page.items:
+                try:
+                    found.append(await self.dialogue(info.id))
+                except (CorruptRecordError, RecordNotFoundError) as exc:  # damaged, or deleted
+                    _quietly("dialogue_skipped", exc)
             offset = page.next_offset
         return found
 
@@ -255,8 +288,10 @@ class AsyncHub(_HubBase):
         hyperparameters: Mapping[str, Any] | None = None,
         validation: DatasetSource | None = None,
         description: str = "",
+        on_progress: Callable[[UploadProgress], None] | None = None,
     ) -> TrainingJob:
-        """See :meth:`modelport.Hub.train`."""
+        """See :meth:`modelport.Hub.train`. ``on_progress`` is called from a worker thread
+        when the trainer is sync only."""
         model = _base_model(self.settings, base_model)
         data = await asyncio.to_thread(self._checked, dataset, model, hyperparameters)
         check = (
@@ -266,15 +301,40 @@ class AsyncHub(_HubBase):
         )
         name, trainer = self._rt.backend(Capability.TRAINING)
         upload = Call(Capability.TRAINING, name, "upload", model=model, idempotent=False)
-        file_id = await self._by_protocol(upload, trainer, "upload", data, request=data)
-        check_id = (
-            await self._by_protocol(upload, trainer, "upload", check, request=check)
-            if check
-            else None
-        )
-        spec = JobSpec(model, file_id, check_id, suffix, dict(hyperparameters or {}))
-        start = attrs.evolve(upload, operation="start")
-        job: TrainingJob = await self._by_protocol(start, trainer, "start", spec, request=spec)
+        uploads = _Uploads(on_progress)
+        native = self._rt.has_async(name, Capability.TRAINING, trainer)
+
+        async def send(file: str, part: TrainingDataset) -> str:
+            if native:
+                kwargs = uploads.begin(file, trainer.aupload)
+                found = await self._run(upload, lambda: trainer.aupload(part, **kwargs), part)
+            else:
+                kwargs = uploads.begin(file, trainer.upload)
+                found = await self._thread(upload, partial(trainer.upload, part, **kwargs), part)
+            return uploads.done(file, found)
+
+        file_id = await send("training", data)
+        try:
+            check_id = await send("validation", check) if check else None
+            spec = JobSpec(model, file_id, check_id, suffix, dict(hyperparameters or {}))
+            start = attrs.evolve(upload, operation="start")
+            uploads.starting = True
+            job: TrainingJob = await self._by_protocol(start, trainer, "start", spec, request=spec)
+        except ModelportError as exc:
+            deleted: list[str] = []
+            delete = Call(Capability.TRAINING, name, "delete_file")
+            for orphan in uploads.to_delete(exc, trainer, "adelete_file", "delete_file"):
+                try:
+                    if native and callable(getattr(trainer, "adelete_file", None)):
+                        await self._run(delete, partial(trainer.adelete_file, orphan))
+                    else:
+                        await self._thread(delete, partial(trainer.delete_file, orphan))
+                except Exception as error:  # never hide why the job did not start
+                    get_logger().warning("upload_not_deleted", file_id=orphan, error=str(error))
+                else:
+                    deleted.append(orphan)
+            uploads.explain(exc, deleted)
+            raise
         await self._save_record(_new_record(job, name, model, data, description))
         return job
 
@@ -317,7 +377,7 @@ class AsyncHub(_HubBase):
         exclude = set() if repeat else _learnt(await self.jobs())
         return dataset_from_dialogues(
             await self._all_dialogues(assistant, since),
-            instructions=self.assistant(assistant).instructions,
+            instructions=lambda name: self.assistant(name).instructions,
             labels=labels,
             exclude=exclude,
         )
@@ -403,11 +463,21 @@ class AsyncHub(_HubBase):
         on_update: Callable[[TrainingJob], None] | None = None,
         on_event: Callable[[JobEvent], None] | None = None,
         on_poll: Callable[[TrainingJob, float], None] | None = None,
+        max_outage_s: float | None = MAX_OUTAGE_S,
     ) -> TrainingJob:
         """See :meth:`modelport.Hub.wait_job`."""
         progress = _Progress(on_update, on_event)
         while True:
-            job = await self.job(job_id)
+            try:
+                job = await self.job(job_id)
+            except BackendError as exc:
+                if not exc.retryable:
+                    raise
+                delay = progress.failed(job_id, exc, poll_s, max_poll_s, timeout_s, max_outage_s)
+                if on_poll is not None and progress.latest is not None:
+                    on_poll(progress.latest, delay)
+                await self._rt.asleep(delay)
+                continue
             if on_event is not None:
                 progress.events(await self._events_quietly(job_id))
             progress.job(job)

@@ -127,17 +127,29 @@ class SentimentAnalyzer(Protocol):
 class Store(Protocol):
     """Dialogues and training-job records.
 
-    Ids are chosen by the store. ``append`` must be safe to call from several threads (and,
-    for stores that persist, processes) at once, and must never lose or interleave records.
+    Ids are chosen by the store. A missing id raises
+    :class:`~modelport.errors.RecordNotFoundError`; any other failure to read or write is a
+    :class:`~modelport.errors.StorageError` naming the file (or table) and what to do, never a
+    bare ``OSError``. Reading never writes, so a read-only store can still be read.
     """
 
     def create_dialogue(
         self, *, assistant: str | None = None, title: str | None = None
     ) -> DialogueInfo: ...
 
-    def append(self, dialogue_id: str, message: Message) -> None: ...
+    def append(self, dialogue_id: str, *messages: Message) -> None:
+        """Append ``messages`` in one atomic write. The hub appends a whole turn (the question,
+        then its reply) at once: after a crash the dialogue holds the whole turn or none of
+        it. Safe to call from several threads (and, for stores that persist, processes) at
+        once; the messages of concurrent appends never interleave, and each append lands
+        after every append that finished before it started."""
+        ...
 
-    def load_dialogue(self, dialogue_id: str) -> Dialogue: ...
+    def load_dialogue(self, dialogue_id: str, *, last: int | None = None) -> Dialogue:
+        """The dialogue with its messages, oldest first. With ``last``, only the last
+        ``last`` messages (a turn may be cut): the hub asks for the recent history only, and a
+        store should not read a long dialogue whole for that."""
+        ...
 
     def list_dialogues(
         self,
@@ -167,10 +179,19 @@ class Trainer(Protocol):
     """Fine-tuning: upload a dataset, start, follow and cancel jobs.
 
     ``upload`` and ``start`` are not idempotent: the core never retries them blindly.
+
+    Two optional extras, used when present (the async twins are ``aupload`` and
+    ``adelete_file``):
+
+    * ``upload(dataset, *, on_progress=None)``: a trainer whose ``upload`` takes an
+      ``on_progress`` keyword is passed a callable to call as ``on_progress(sent, total)``
+      (bytes) while the data goes out; the hub turns that into upload progress for its caller.
+    * ``delete_file(file_id) -> None``: the hub deletes an uploaded file when the job it was
+      uploaded for could not be started, so it is not left orphaned on the backend.
     """
 
     def upload(self, dataset: TrainingDataset) -> str:
-        """Upload ``dataset``; return the backend's file id."""
+        """Upload ``dataset``; return the backend's file id (see the class for progress)."""
         ...
 
     def start(self, spec: JobSpec) -> TrainingJob: ...

@@ -1,13 +1,17 @@
 """The ``modelport`` command: a thin layer over the hub.
 
 Every command that prints data takes ``--json``. A user error prints one line on stderr
-(``error: what (how to fix)``) and exits 1; it never shows a traceback.
+(``error: what (how to fix)``) and exits 1; it never shows a traceback. Ctrl-C prints one line
+and exits 130. Text arguments and options that are not valid Unicode (bytes that are not
+UTF-8, which reach Python as lone surrogates) are refused before a command runs.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,9 +22,17 @@ from typing import Any, NoReturn
 import attrs
 import click
 
-from ._progress import JobProgress
-from .config import Settings, load_settings
-from .errors import ModelportError, TrainingDataError
+from ._assistants import add_to_config, read_assistants, to_toml, toml_key
+from ._progress import JobProgress, UploadDisplay
+from ._settings_view import assistant_rows, effective_settings, source_text
+from .config import Settings, find_config_file, load_settings
+from .errors import (
+    InvalidInputError,
+    ModelportError,
+    ReplyNotStoredError,
+    TrainingDataError,
+    WaitTimeoutError,
+)
 from .hub import Hub
 from .logs import configure_cli_logging
 from .serialization import converter
@@ -32,7 +44,7 @@ from .training import (
     describe_report,
     load_dataset,
 )
-from .types import Capability, Dialogue, JobRecord, TrainingDataset, TrainingJob
+from .types import Capability, Dialogue, JobRecord, JobStatus, TrainingDataset, TrainingJob
 
 __all__ = ["CliState", "main"]
 
@@ -62,28 +74,115 @@ class CliState:
             self._hub.close()
 
 
+#: Characters that end a line for ``str.splitlines`` (and for some terminals).
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def _one_line(text: str) -> str:
+    """``text`` as one printable line: line breaks shown as escapes, and what no encoding can
+    write (lone surrogates, from bytes that were not UTF-8) as ``\\udcff``-style escapes."""
+    text = text.translate(_LINE_BREAKS)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {_one_line(message)}", err=True)
     sys.exit(code)
 
 
+def _interrupted(what: str = "") -> NoReturn:
+    """Ctrl-C: one line on stderr (after a line break, past the terminal's ``^C``), exit 130
+    as shells expect."""
+    click.echo(err=True)
+    _fail(f"interrupted: {what}" if what else "interrupted", 130)
+
+
+def _check_text(value: str, what: str) -> str:
+    """``value``, unless it is not valid Unicode text.
+
+    :raises InvalidInputError: naming ``what`` and the first bad character.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(value[exc.start])
+        if 0xDC80 <= code <= 0xDCFF:  # how Python carries a byte that was not UTF-8
+            detail = f"byte 0x{code - 0xDC00:02x} (character {exc.start + 1}) is not UTF-8"
+        else:
+            detail = f"character {exc.start + 1} is a lone surrogate (U+{code:04X})"
+        raise InvalidInputError(
+            f"{what} is not valid text: {detail}",
+            hint="check that the terminal or the input uses UTF-8, e.g. LANG=C.UTF-8",
+        ) from None
+    return value
+
+
+def _check_params(ctx: click.Context) -> None:
+    """Refuse text arguments and options that are not valid Unicode (paths may be any bytes)."""
+    for param in ctx.command.params:
+        if not isinstance(param.type, click.types.StringParamType):
+            continue
+        value = ctx.params.get(param.name or "")
+        name = param.opts[-1] if isinstance(param, click.Option) else param.human_readable_name
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, str):
+                _check_text(item, name)
+
+
+def _read_stdin(what: str) -> str:
+    """Standard input as text (for a ``-`` argument), refused when it is not valid text."""
+    try:
+        text = sys.stdin.read()
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        raise InvalidInputError(
+            f"{what} on stdin is not valid text: byte 0x{byte:02x} (offset {exc.start}) is "
+            f"not {exc.encoding}",
+            hint="check that the input uses UTF-8, e.g. LANG=C.UTF-8",
+        ) from None
+    return _check_text(text, f"{what} on stdin")
+
+
+def _tolerant_output() -> None:
+    """Let stdout and stderr write any text: what their encoding cannot hold (a lone
+    surrogate a server sent as ``\\ud800``, say) is written as an escape, not a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
+
+
+class _Command(click.Command):
+    """Checks its text arguments and options before it runs."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        _check_params(ctx)
+        return super().invoke(ctx)
+
+
 class _Group(click.Group):
-    """Turns modelport's errors into one line on stderr and exit code 1."""
+    """Turns modelport's errors into one line on stderr and exit code 1, and Ctrl-C into one
+    line and exit code 130. Its commands and subgroups check their text parameters."""
+
+    command_class = _Command
+    group_class = type  # subgroups are _Group too
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            _check_params(ctx)
             return super().invoke(ctx)
         except TrainingDataError as exc:
             if len(exc.problems) == 1:
                 _fail(str(exc))
             click.echo(f"error: invalid training data ({len(exc.problems)} problems):", err=True)
             for problem in exc.problems:
-                click.echo(f"  {problem}", err=True)
+                click.echo(f"  {_one_line(str(problem))}", err=True)
             if exc.hint:
-                click.echo(f"  ({exc.hint})", err=True)
+                click.echo(f"  ({_one_line(exc.hint)})", err=True)
             sys.exit(1)
         except ModelportError as exc:
             _fail(str(exc))
+        except KeyboardInterrupt:
+            _interrupted()
 
 
 def _emit(data: Any) -> None:
@@ -128,6 +227,7 @@ pass_state = click.make_pass_decorator(CliState, ensure=True)
 @click.pass_context
 def cli(ctx: click.Context, config: str | None, log_format: str, verbose: int) -> None:
     """Talk to AI models through configurable backends."""
+    _tolerant_output()
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     configure_cli_logging(log_format, level)  # type: ignore[arg-type]
     state = ctx.ensure_object(CliState)
@@ -166,7 +266,12 @@ def ask(
 ) -> None:
     """Ask a question; the dialogue is kept (TEXT '-' reads stdin)."""
     if text == "-":
-        text = sys.stdin.read()
+        text = _read_stdin("the question")
+    if not text.strip() and not images:
+        raise InvalidInputError(
+            "the question is empty" if text == "" else "the question is only blank space",
+            hint="give the text to ask, or '-' to read it from stdin; nothing was sent",
+        )
     hub = state.hub()
     kwargs: dict[str, Any] = {
         "dialogue": dialogue,
@@ -174,19 +279,38 @@ def ask(
         "model": model,
         "images": images,
     }
-    if stream:
-        replies = hub.stream(text, **kwargs)
-        for delta in replies:
+    printed = False
+    try:
+        if stream:
+            replies = hub.stream(text, **kwargs)
+            try:
+                for delta in replies:
+                    if not as_json and delta.text:
+                        click.echo(delta.text, nl=False)
+                        printed = True
+            except KeyboardInterrupt:
+                replies.close()  # hang up; a partial reply is not stored
+                raise
+            answer = replies.answer
+            assert answer is not None
             if not as_json:
-                click.echo(delta.text, nl=False)
-        answer = replies.answer
-        assert answer is not None
-        if not as_json:
-            click.echo()
-    else:
-        answer = hub.ask(text, **kwargs)
-        if not as_json:
-            click.echo(answer.text)
+                click.echo()
+        else:
+            answer = hub.ask(text, **kwargs)
+            if not as_json:
+                click.echo(answer.text)
+    except KeyboardInterrupt:
+        if printed:
+            click.echo()  # end the partial reply's line
+        _interrupted("nothing was stored for this question; ask it again to keep it")
+    except ReplyNotStoredError as exc:  # the reply is paid for: show it, then the error
+        if as_json:
+            _emit(exc.reply)
+        elif printed:
+            click.echo()  # streamed already: end its line
+        else:
+            click.echo(getattr(exc.reply, "text", ""))
+        raise
     if as_json:
         _emit(answer)
     else:
@@ -200,7 +324,7 @@ def ask(
 @pass_state
 def sentiment(state: CliState, text: str, as_json: bool) -> None:
     """The sentiment of TEXT ('-' reads stdin)."""
-    result = state.hub().analyze(sys.stdin.read() if text == "-" else text)
+    result = state.hub().analyze(_read_stdin("the text") if text == "-" else text)
     if as_json:
         _emit(result)
         return
@@ -210,7 +334,7 @@ def sentiment(state: CliState, text: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("images", nargs=-1, required=True)
+@click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("-p", "--prompt", help="What to ask about the images.")
 @click.option(
     "--schema",
@@ -231,12 +355,7 @@ def describe(
     as_json: bool,
 ) -> None:
     """Describe one or several IMAGES (paths or URLs)."""
-    schema_data = None
-    if schema:
-        try:
-            schema_data = json.loads(Path(schema).read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            _fail(f"{schema}: not a JSON schema ({exc})")
+    schema_data = _read_schema(schema) if schema else None
     reply = state.hub().describe_image(
         *images, prompt=prompt, schema=schema_data, detail=detail, model=model
     )
@@ -248,17 +367,60 @@ def describe(
         click.echo(reply.text)
 
 
+def _not_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _read_schema(path: str) -> dict[str, Any]:
+    """The JSON schema in the file at ``path``.
+
+    :raises InvalidInputError: naming the file, when it cannot be read or holds no JSON object.
+    """
+    hint = 'a schema is a JSON object, such as {"type": "object", "properties": {...}}'
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")  # a BOM, as some editors write, is fine
+    except OSError as exc:
+        raise InvalidInputError(
+            f"{path}: cannot read the schema file ({exc.strerror or exc})",
+            hint="check the path and that the file is readable",
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"{path}: not a JSON schema: byte {exc.start + 1} is not UTF-8", hint=hint
+        ) from None
+    try:
+        data = json.loads(text, parse_constant=_not_json_constant)
+    except json.JSONDecodeError as exc:
+        what = f"invalid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg})"
+        raise InvalidInputError(f"{path}: not a JSON schema: {what}", hint=hint) from None
+    except RecursionError:
+        raise InvalidInputError(
+            f"{path}: not a JSON schema: nested too deeply", hint=hint
+        ) from None
+    except ValueError as exc:  # NaN, Infinity; an integer too long to read
+        raise InvalidInputError(f"{path}: not a JSON schema: {exc}", hint=hint) from None
+    if not isinstance(data, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(data), "a number"
+        )
+        raise InvalidInputError(
+            f"{path}: not a JSON schema: the file holds {kind}, not an object", hint=hint
+        )
+    return data
+
+
 @cli.command()
 @json_option
 @pass_state
 def models(state: CliState, as_json: bool) -> None:
-    """The models the chat backend offers."""
+    """The models the chat backend offers, with the day each shuts down when it has one."""
     found = state.hub().models()
     if as_json:
         _emit(list(found))
         return
     for info in found:
-        click.echo(f"{info.id}\t{info.owned_by or ''}")
+        shutdown = f"\tshuts down {info.shutdown_date.isoformat()}" if info.shutdown_date else ""
+        click.echo(f"{info.id}\t{info.owned_by or ''}{shutdown}")
 
 
 # --- dialogues --------------------------------------------------------------------------------
@@ -340,7 +502,10 @@ def dialogues_export(
     hub = state.hub()
     found: list[Dialogue] = [hub.dialogue(i) for i in dialogue_ids]
     if fmt == "jsonl":
-        text = dataset_to_jsonl(dataset_from_dialogues(found))
+        dataset = dataset_from_dialogues(
+            found, instructions=lambda name: hub.assistant(name).instructions
+        )
+        text = dataset_to_jsonl(dataset)
     else:
         text = json.dumps(converter.unstructure(found), indent=2, ensure_ascii=False) + "\n"
     if output:
@@ -380,6 +545,12 @@ def _job_line(job: TrainingJob) -> str:
     return f"{job.id}\t{job.status.value}\t{job.base_model}{model}"
 
 
+#: Exit codes of ``train`` and ``jobs wait`` besides 0 (docs/cli.md lists them).
+EXIT_NOT_SUCCEEDED = 1  # the job failed or was cancelled (and any other error)
+EXIT_GAVE_UP = 3  # waiting stopped (timeout, or the backend unreachable); the job goes on
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+
 @contextmanager
 def _resumable(job_id: str) -> Iterator[None]:
     try:
@@ -387,10 +558,13 @@ def _resumable(job_id: str) -> Iterator[None]:
     except KeyboardInterrupt:
         click.echo(
             f"\nstopped waiting; job {job_id} keeps running. "
-            f"Resume with: modelport jobs wait {job_id}",
+            f"Resume with: modelport jobs wait {job_id} (or cancel it: modelport jobs cancel "
+            f"{job_id})",
             err=True,
         )
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except WaitTimeoutError as exc:  # its message says how to resume
+        _fail(str(exc), EXIT_GAVE_UP)
 
 
 def _wait(
@@ -412,31 +586,89 @@ def _wait(
             )
 
 
+def _exit_unless_succeeded(job: TrainingJob) -> None:
+    """After waiting: exit non-zero, saying how the job ended, unless it succeeded."""
+    if job.status is JobStatus.SUCCEEDED:
+        return
+    ended = "was cancelled" if job.status is JobStatus.CANCELLED else job.status.value
+    because = f": {job.error}" if job.error else ""
+    _fail(
+        f"job {job.id} {ended}{because} (its events: modelport jobs show {job.id})",
+        EXIT_NOT_SUCCEEDED,
+    )
+
+
 def _money(value: float) -> str:
     return f"${value:,.2f}" if value >= 0.01 else f"${value:.4f}"
 
 
-def _print_report(report: DatasetReport, model: str | None) -> None:
-    click.echo(f"{report.source}: {report.examples} examples, {report.messages} messages")
-    click.echo(
+def _cost(report: DatasetReport, model: str | None) -> str:
+    if report.estimated_cost is not None and report.price_per_million is not None:
+        return (
+            f"estimated cost {_money(report.estimated_cost)} at "
+            f"{_money(report.price_per_million)} per 1M tokens ({model})"
+        )
+    if not model:
+        return "cost unknown: no base model"
+    return f"cost unknown: no price is known for {model}"
+
+
+def _print_report(report: DatasetReport, model: str | None, *, err: bool = False) -> None:
+    def echo(text: str) -> None:
+        click.echo(text, err=err)
+
+    echo(f"{report.source}: {report.examples} examples, {report.messages} messages")
+    echo(
         f"tokens: {report.tokens:,} (largest example {report.max_example_tokens:,}; "
         f"counted with {report.tokenizer})"
     )
-    line = f"trained on: {report.billed_tokens:,} tokens over {report.epochs} epochs"
-    if report.estimated_cost is not None and report.price_per_million is not None:
-        line += (
-            f"; estimated cost {_money(report.estimated_cost)} at "
-            f"{_money(report.price_per_million)} per 1M tokens ({model})"
-        )
-    else:
-        line += "; cost unknown (the training backend has no price for this model)"
-    click.echo(line)
+    echo(
+        f"trained on: {report.billed_tokens:,} tokens over {report.epochs} epochs; "
+        + _cost(report, model)
+    )
     for title, items in (("problems", report.problems), ("warnings", report.warnings)):
         if items:
-            click.echo(f"{title} ({len(items)}):")
+            echo(f"{title} ({len(items)}):")
             for item in items:
-                click.echo(f"  {item}")
-    click.echo("ok: ready to upload" if report.ok else "not ready: fix the problems above")
+                echo(f"  {item}")
+    echo("ok: ready to upload" if report.ok else "not ready: fix the problems above")
+
+
+def _interactive() -> bool:
+    """Whether someone can answer a question (tests replace this)."""
+    return sys.stdin.isatty()
+
+
+def _confirm_paid_job(report: DatasetReport, model: str | None) -> None:
+    """Ask before a paid job starts; refuse when nobody can answer."""
+    if not _interactive():
+        _fail(
+            "train starts a paid job and stdin is not a terminal to confirm it "
+            "(pass --yes to start it without asking)"
+        )
+    cost = report.estimated_cost
+    what = _cost(report, model) if cost is None else f"estimated cost {_money(cost)}"
+    try:
+        go = click.confirm(f"Start a fine-tuning job on {model} ({what})?", err=True)
+    except click.Abort:  # Ctrl-C or end of input at the question
+        _interrupted("nothing was uploaded")
+    if not go:
+        _fail("not started; nothing was uploaded")
+
+
+def _train_interrupted(display: UploadDisplay) -> NoReturn:
+    """Ctrl-C while ``train`` loaded, uploaded or started: say what is left where."""
+    files = ", ".join(display.files)
+    if display.starting:
+        _interrupted(
+            "while starting the job; one may have started (check: modelport jobs list "
+            f"--remote); the uploaded data stays on the backend: {files}"
+        )
+    if files:
+        _interrupted(f"no job was started; the uploaded data stays on the backend: {files}")
+    if display.uploading:
+        _interrupted("during the upload; no job was started")
+    _interrupted("nothing was uploaded")
 
 
 def _dataset_for(
@@ -447,15 +679,14 @@ def _dataset_for(
     since: str | None,
     labels: tuple[str, ...],
     repeat: bool,
-) -> TrainingDataset | str:
+) -> TrainingDataset:
+    """The data to train on, loaded once (the check and the upload share it)."""
     if data is None:
         return hub.dialogue_dataset(
             assistant=assistant, since=_date(since), labels=labels or None, repeat=repeat
         )
-    if columns:
-        csv = CsvColumns.parse(columns, hub.settings.training.csv)
-        return load_dataset(data, columns=csv)
-    return data
+    csv = hub.settings.training.csv
+    return load_dataset(data, columns=CsvColumns.parse(columns, csv) if columns else csv)
 
 
 @cli.command()
@@ -491,7 +722,10 @@ def _dataset_for(
 )
 @click.option("--description", default="", help="Kept with the job record.")
 @click.option("--check", is_flag=True, help="Only validate the data and estimate; upload nothing.")
-@click.option("--wait", "wait_", is_flag=True, help="Wait for the job to finish.")
+@click.option(
+    "-y", "--yes", is_flag=True, help="Start the (paid) job without asking; needed without a TTY."
+)
+@click.option("--wait", "wait_", is_flag=True, help="Wait for the job; exit 0 only if it succeeds.")
 @json_option
 @pass_state
 def train(
@@ -509,33 +743,48 @@ def train(
     validation: str | None,
     description: str,
     check: bool,
+    yes: bool,
     wait_: bool,
     as_json: bool,
 ) -> None:
     """Fine-tune a model on DATA (a CSV or JSONL file, or a directory of them) or on stored
-    dialogues; with --check, only validate the data and estimate tokens and cost."""
+    dialogues, after showing the check and the estimated cost and asking (--yes does not ask);
+    with --check, only validate the data and estimate tokens and cost."""
     if bool(data) == from_dialogues:
         raise click.UsageError("give DATA (a file or directory) or --from-dialogues, not both")
     hub = state.hub()
     if from_dialogues:
         model = model or hub.assistant(assistant).model
     hyperparameters = {"n_epochs": epochs} if epochs else {}
-    dataset = _dataset_for(hub, data, columns, assistant, since, labels, repeat)
-    if check:
+    last = "validation" if validation else "training"
+    display = UploadDisplay(sys.stderr, last=last, quiet=as_json)
+    try:
+        dataset = _dataset_for(hub, data, columns, assistant, since, labels, repeat)
         report = hub.check_dataset(dataset, base_model=model, hyperparameters=hyperparameters)
-        if as_json:
-            click.echo(json.dumps(describe_report(report), indent=2, ensure_ascii=False))
-        else:
-            _print_report(report, model or hub.assistant().model)
-        sys.exit(0 if report.ok else 1)
-    job = hub.train(
-        dataset,
-        base_model=model,
-        suffix=suffix,
-        hyperparameters=hyperparameters,
-        validation=validation,
-        description=description,
-    )
+        if check:
+            if as_json:
+                click.echo(json.dumps(describe_report(report), indent=2, ensure_ascii=False))
+            else:
+                _print_report(report, model or hub.assistant().model)
+            sys.exit(0 if report.ok else 1)
+        model = model or hub.assistant().model
+        _print_report(report, model, err=True)
+        if not report.ok:
+            _fail("not started: fix the problems above; nothing was uploaded")
+        if not yes:
+            _confirm_paid_job(report, model)
+        with display:
+            job = hub.train(
+                dataset,
+                base_model=model,
+                suffix=suffix,
+                hyperparameters=hyperparameters,
+                validation=validation,
+                description=description,
+                on_progress=display,
+            )
+    except KeyboardInterrupt:
+        _train_interrupted(display)
     if not as_json:
         click.echo(_job_line(job))
         click.echo(f"follow it with: modelport jobs wait {job.id}", err=True)
@@ -545,6 +794,8 @@ def train(
             click.echo(_job_line(job))
     if as_json:
         _emit(job)
+    if wait_:
+        _exit_unless_succeeded(job)
 
 
 @cli.group()
@@ -632,12 +883,14 @@ def jobs_cancel(state: CliState, job_id: str, as_json: bool) -> None:
 def jobs_wait(
     state: CliState, job_id: str, poll: float, timeout: float | None, as_json: bool
 ) -> None:
-    """Wait for a job to finish (Ctrl-C stops waiting; the job keeps running)."""
+    """Wait for a job to finish; exit 0 only if it succeeded (Ctrl-C stops waiting; the job
+    keeps running)."""
     job = _wait(state, job_id, poll, timeout, as_json)
     if as_json:
         _emit(job)
     else:
         click.echo(_job_line(job))
+    _exit_unless_succeeded(job)
 
 
 # --- plugins and config -----------------------------------------------------------------------
@@ -665,47 +918,212 @@ def config() -> None:
     """Show or check the configuration."""
 
 
+def _shown_value(value: Any) -> str:
+    """A setting's value for ``config show``'s text: as in TOML, cut short when long
+    (``--json`` has it whole)."""
+    if value is None:
+        return "(none)"
+    text = _one_line(json.dumps(value, ensure_ascii=False))
+    return text if len(text) <= 120 else f"{text[:116]} ..."
+
+
 @config.command("show")
 @json_option
 @pass_state
 def config_show(state: CliState, as_json: bool) -> None:
-    """The effective settings (file + environment), secrets redacted."""
-    settings = state.settings()
-    data = settings.redacted()
+    """The settings in effect and where each comes from: default, the file, an environment
+    variable. Shows each capability's backend, that backend's settings with its defaults (URL,
+    model, the store's directory), and the assistants with the model each asks. Secrets are
+    masked."""
+    hub = state.hub()
+    settings = hub.settings
+    rows = effective_settings(settings, hub.plugins.registry, os.environ)
+    file = str(Path(settings.path).absolute()) if settings.path else None
     if as_json:
-        click.echo(json.dumps({"file": settings.path, "settings": data}, indent=2))
+        effective = {
+            row.key: {"value": row.value, "source": row.source}
+            | ({"error": row.error} if row.error else {})
+            for row in rows
+        }
+        data = {"file": file, "effective": effective, "settings": settings.redacted()}
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
-    click.echo(f"# file: {settings.path or '(none: defaults and environment only)'}")
-    click.echo(json.dumps(data, indent=2))
+    click.echo(_one_line(f"# file: {file or '(none: defaults and environment only)'}"))
+    for row in rows:
+        line = f"{_one_line(row.key)} = {_shown_value(row.value)}"
+        note = source_text(row.source) + (f"; ERROR: {row.error}" if row.error else "")
+        click.echo(f"{line:<56}  # {_one_line(note)}")
+
+
+#: What every ``ask`` uses, configured or not: the chat backend, the store, and (when one is
+#: installed) the sentiment backend that labels each reply.
+_ALWAYS_USED = frozenset({Capability.CHAT, Capability.STORAGE, Capability.SENTIMENT})
+
+
+def _check_capability(hub: Hub, capability: Capability) -> tuple[str | None, bool]:
+    """Build the backend of ``capability`` and say how it went: ``(name, problem)``."""
+    chosen = hub.settings.capabilities.get(capability)
+    used = chosen is not None or capability in _ALWAYS_USED
+    registry = hub.plugins.registry
+    if chosen is None and not registry.offering(capability):
+        if capability is Capability.SENTIMENT or not used:
+            click.echo(f"{capability.value}: - (no backend installed)")
+            return None, False
+        click.echo(f"{capability.value}: ERROR: no backend installed (install a plugin for it)")
+        return None, True
+    try:
+        name = hub.backend_name(capability)
+    except ModelportError as exc:
+        if used:
+            click.echo(f"{capability.value}: ERROR: {_one_line(str(exc))}")
+            return None, True
+        click.echo(
+            f"{capability.value}: not configured (optional; the default backend is not usable: "
+            f"{_one_line(str(exc))}; set [capabilities] {capability.value} to use one)"
+        )
+        return None, False
+    click.echo(f"{capability.value}: {name} ok{'' if chosen else ' (default)'}")
+    return name, False
 
 
 @config.command("check")
 @pass_state
 def config_check(state: CliState) -> None:
-    """Load the config, and build the backend of every capability (checks API keys)."""
-    settings = state.settings()
+    """Build the backends in use and report problems: every capability configured, the
+    defaults every ask uses (chat, storage, sentiment), and the assistants' own backends. An
+    unconfigured vision or training backend that cannot be built is reported as optional. Also
+    warns of configured models that the chat backend's model list gives a shutdown date."""
     hub = state.hub()
+    settings = hub.settings
     problems = 0
+    chat: str | None = None
     for info in hub.plugins.infos():
         if info.status == "failed":
             problems += 1
             click.echo(f"plugin {info.name}: FAILED: {info.error}")
     for capability in Capability:
+        name, problem = _check_capability(hub, capability)
+        problems += problem
+        chat = name if capability is Capability.CHAT else chat
+    for assistant, profile in settings.assistants.items():
+        if profile.backend is None:
+            continue
+        where = f"chat for assistant {assistant}"
         try:
-            name = hub.backend_name(capability)
+            hub.backend(Capability.CHAT, profile.backend)
         except ModelportError as exc:
-            if settings.capabilities.get(capability) is None and not hub.plugins.registry.offering(
-                capability
-            ):
-                click.echo(f"{capability.value}: - (no backend installed)")
-                continue
             problems += 1
-            click.echo(f"{capability.value}: ERROR: {exc}")
+            click.echo(f"{where}: ERROR: {_one_line(str(exc))}")
         else:
-            click.echo(f"{capability.value}: {name} ok")
+            click.echo(f"{where}: {profile.backend} ok")
+    if chat is not None:
+        try:
+            found = hub.models()
+        except ModelportError as exc:  # offline, say: the rest of the check still stands
+            click.echo(f"chat: models not checked: {exc}")
+        else:
+            for notice in hub._shutdown_notices(chat, hub.backend(Capability.CHAT), found):
+                click.echo(f"chat: WARNING: {notice}")
     if problems:
         _fail(f"{problems} problem(s) found in {settings.path or 'the configuration'}")
     click.echo("configuration ok", err=True)
+
+
+# --- assistants -------------------------------------------------------------------------------
+
+
+def _list_assistants(state: CliState, as_json: bool) -> None:
+    hub = state.hub()
+    rows = assistant_rows(hub.settings, hub.plugins.registry, os.environ)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo(
+            "no assistants defined: add [assistants.<name>] to the config file, or import "
+            "them with: modelport assistants import assistants.json --write",
+            err=True,
+        )
+        return
+    for row in rows:
+        model = row["model"] or "-"
+        if row["model_source"].startswith("default"):  # the profile names none
+            known = row["model"] is not None
+            model = f"{row['model'] or 'the first listed'} (backend default)" if known else "-"
+        line = (
+            f"{'*' if row['default'] else ' '} {row['name']}\t{model}\t{row['backend'] or '-'}"
+            f"\t{row['description']}"
+        )
+        click.echo(_one_line(line))
+
+
+@cli.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def assistants(ctx: click.Context, as_json: bool) -> None:
+    """The assistant profiles: name, model, backend, description; * marks the default.
+
+    `assistants import` turns an assistants.json of the Assistants API into profiles."""
+    if ctx.invoked_subcommand is None:
+        _list_assistants(ctx.ensure_object(CliState), as_json)
+
+
+@assistants.command("list")
+@json_option
+@pass_state
+def assistants_list(state: CliState, as_json: bool) -> None:
+    """The assistant profiles (the same as `modelport assistants`)."""
+    _list_assistants(state, as_json)
+
+
+def _config_target(state: CliState) -> Path:
+    """The config file ``--write`` adds to: the one in use, else ./modelport.toml."""
+    explicit = state.config or os.environ.get("MODELPORT_CONFIG") or None
+    if explicit:
+        return Path(explicit)
+    return find_config_file(env={}) or Path("modelport.toml")
+
+
+@assistants.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Add them to the config file in use (./modelport.toml when there is none).",
+)
+@click.option(
+    "--config",
+    "target",
+    type=click.Path(dir_okay=False),
+    help="Add them to this config file instead (created if missing).",
+)
+@click.option("--force", is_flag=True, help="Replace profiles the config file already has.")
+@pass_state
+def assistants_import(
+    state: CliState, file: str, write: bool, target: str | None, force: bool
+) -> None:
+    """Turn an assistants.json of the Assistants API (a list of assistant objects, or the API's
+    list response) into [assistants.<name>] profiles: print them as TOML, or with --write or
+    --config add them to a config file, atomically."""
+    found = read_assistants(file)
+    for item in found:
+        if item.dropped:
+            click.echo(
+                _one_line(
+                    f"note: {item.origin}: not imported: {', '.join(item.dropped)} "
+                    "(a profile has no place for them)"
+                ),
+                err=True,
+            )
+    if not (write or target):
+        click.echo(to_toml(found, source=file), nl=False)
+        return
+    path = Path(target) if target else _config_target(state)
+    added, replaced = add_to_config(path, found, source=file, force=force)
+    for verb, names in (("added", added), ("replaced", replaced)):
+        if names:
+            tables = ", ".join(f"[assistants.{toml_key(n)}]" for n in names)
+            click.echo(_one_line(f"{verb} {tables} in {path}"), err=True)
 
 
 def main(argv: list[str] | None = None, obj: CliState | None = None) -> None:

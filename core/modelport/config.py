@@ -16,15 +16,18 @@ API keys are never read from the file; backends read them from the environment t
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 
+from ._redact import is_secret_name, redact, redact_data, register_secret, register_secrets_in
 from .datasets import CsvColumns
 from .errors import ConfigError, MissingSecretError
 from .types import Capability, ChatOptions
@@ -32,6 +35,7 @@ from .types import Capability, ChatOptions
 __all__ = [
     "AssistantProfile",
     "CapabilitySettings",
+    "HistoryWindow",
     "ImageSettings",
     "LimitSettings",
     "PluginSettings",
@@ -39,6 +43,7 @@ __all__ = [
     "TrainingSettings",
     "Secret",
     "Settings",
+    "EffectiveSetting",
     "find_config_file",
     "load_settings",
     "read_secret",
@@ -52,15 +57,23 @@ RESERVED_ENV = frozenset(
     {"MODELPORT_CONFIG", "MODELPORT_DISABLE_PLUGINS", "MODELPORT_DISABLE_PLUGIN_AUTOLOAD",
      "MODELPORT_PLUGINS"}
 )  # fmt: skip
-_SECRET_KEY = re.compile(r"(api_?key|secret|token|password|authorization)$", re.IGNORECASE)
+
+
+def _redacted_repr(value: object) -> str:
+    return repr(redact_data(value))
 
 
 @attrs.frozen(repr=False)
 class Secret:
-    """A secret read from the environment. Its repr and str never show the value."""
+    """A secret read from the environment. Its repr and str never show the value, and from its
+    creation on the value is masked wherever modelport writes text: logs, errors (and the vendor
+    errors they chain), reprs, ``config show``."""
 
     variable: str
     _value: str = attrs.field(eq=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        register_secret(self._value)
 
     def reveal(self) -> str:
         """The secret value. Call it only where the value is handed to a client."""
@@ -86,14 +99,36 @@ def read_secret(
 
 
 @attrs.frozen
+class EffectiveSetting:
+    """One setting of a backend as it takes effect, for ``modelport config show``.
+
+    A backend's settings class may define ``effective(self, backend, env)`` returning a
+    mapping of key to ``EffectiveSetting``: the values the backend will really use once its
+    own defaults (a preset's URL and model, say) and the environment variables it reads are
+    laid over its ``[backends.<name>]`` section. Without that method, ``config show`` shows
+    the section's keys with their defaults.
+
+    :ivar value: the value in effect (plain data: text, a number, a list, a table).
+    :ivar source: where it came from when not from the section: ``"default"`` (the plugin's
+        own default), or ``"env:<VARIABLE>"`` for a variable the plugin reads itself.
+        ``None``: from the section (or its default), as the config records it.
+    """
+
+    value: Any
+    source: str | None = None
+
+
+@attrs.frozen
 class RetrySettings:
     """The retry policy every backend call gets (``[retry]``).
 
     :ivar attempts: tries per call, the first included; 1 turns retrying off.
     :ivar initial_s: the first backoff wait in seconds; each further wait doubles it.
     :ivar max_s: the longest backoff wait in seconds.
-    :ivar max_retry_after_s: the longest Retry-After the policy honours; a backend asking
-        for longer fails at once instead of hanging the caller.
+    :ivar max_retry_after_s: the longest Retry-After in seconds the policy honours; a backend
+        asking for longer fails at once, with no retry and no wait, instead of hanging the
+        caller: its error (a ``RateLimitedError`` stays one) has its hint say how long the
+        server asked to wait and that raising this setting would allow it.
     :ivar jitter_s: up to this many random seconds added to each wait, so that many clients
         do not retry in step.
     """
@@ -197,6 +232,27 @@ class TrainingSettings:
     min_examples: int | None = None
 
 
+_AT_LEAST_ZERO: Any = attrs.validators.optional(attrs.validators.ge(0))
+
+
+@attrs.frozen(kw_only=True)
+class HistoryWindow:
+    """How much of a dialogue an ask sends as history (``[assistants.<name>.history]``).
+
+    The window holds the latest whole turns that fit both limits; the dialogue itself stays
+    stored whole. A longer window costs more tokens per ask and, past the model's context,
+    fails; a shorter one forgets sooner.
+
+    :ivar max_messages: at most this many of the latest messages (``0``: none); unset, no
+        limit by count (and a long dialogue is then read whole for every ask).
+    :ivar max_tokens: at most this many estimated tokens of history (4 characters a token);
+        unset, no limit by tokens.
+    """
+
+    max_messages: int | None = attrs.field(default=100, validator=_AT_LEAST_ZERO)
+    max_tokens: int | None = attrs.field(default=None, validator=_AT_LEAST_ZERO)
+
+
 @attrs.frozen
 class AssistantProfile:
     """A named assistant (``[assistants.<name>]``): model, instructions, options, backend.
@@ -207,6 +263,8 @@ class AssistantProfile:
         max_tokens, stop, seed, json_schema, extra), under the call's own.
     :ivar backend: the chat backend it uses, over ``[capabilities] chat``.
     :ivar description: a line for ``modelport config show`` and your own tooling.
+    :ivar history: how much of a dialogue each ask sends (``[assistants.<name>.history]``:
+        max_messages, max_tokens).
     """
 
     model: str | None = None
@@ -214,6 +272,7 @@ class AssistantProfile:
     options: ChatOptions = ChatOptions()
     backend: str | None = None
     description: str = ""
+    history: HistoryWindow = HistoryWindow()
 
 
 @attrs.frozen
@@ -230,10 +289,15 @@ class Settings:
     :ivar images: image checks and normalisation (``[images]``).
     :ivar training: training-data defaults (``[training]``).
     :ivar path: the config file these settings were read from, if any (for error messages).
+    :ivar sources: where each key that was set came from, by dotted key
+        (``"backends.jsonfile.root"``): ``"file:<path>"``, ``"env:<VARIABLE>"`` or
+        ``"override"``; a key not in it has its default. Filled by :func:`load_settings`.
     """
 
     capabilities: CapabilitySettings = CapabilitySettings()
-    backends: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, hash=False)
+    backends: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict, hash=False, repr=_redacted_repr
+    )
     assistants: Mapping[str, AssistantProfile] = attrs.field(factory=dict, hash=False)
     default_assistant: str | None = None
     retry: RetrySettings = RetrySettings()
@@ -242,6 +306,12 @@ class Settings:
     images: ImageSettings = ImageSettings()
     training: TrainingSettings = TrainingSettings()
     path: str | None = attrs.field(default=None, eq=False)
+    sources: Mapping[str, str] = attrs.field(factory=dict, eq=False, hash=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        # keys in custom headers, query parameters or base URLs get the same care as the
+        # environment's: masked wherever they would be shown
+        register_secrets_in(self.backends)
 
     def assistant(self, name: str | None) -> tuple[str | None, AssistantProfile]:
         """The named profile (or the default one, or an empty one when none is set)."""
@@ -270,27 +340,31 @@ class Settings:
         try:
             return converter.structure(dict(section), cls)
         except Exception as exc:
-            raise _structure_error(exc, f"backends.{name}", self.path) from None
+            raise _structure_error(
+                exc, f"backends.{name}", self.path, self.sources, root=cls
+            ) from None
 
     def redacted(self) -> dict[str, Any]:
-        """The settings as plain data, with anything that looks like a secret masked."""
+        """The settings as plain data (what ``modelport config show`` prints), with every
+        secret masked: values under secret-looking keys, secret-looking headers, URL user-info
+        and credential query parameters, and any known secret value (see
+        :func:`modelport.logs.redact`)."""
         from .serialization import converter
 
-        data: dict[str, Any] = _redact(converter.unstructure(attrs.evolve(self, path=None)))
+        data: dict[str, Any] = redact_data(
+            converter.unstructure(attrs.evolve(self, path=None, sources={}))
+        )
         return data
 
 
-def _redact(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {
-            k: "***" if _SECRET_KEY.search(str(k)) and v else _redact(v) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_redact(v) for v in value]
-    return value
-
-
-def _structure_error(exc: Exception, prefix: str, path: str | None) -> ConfigError:
+def _structure_error(
+    exc: Exception,
+    prefix: str,
+    path: str | None,
+    sources: Mapping[str, str] | None = None,
+    *,
+    root: Any = None,
+) -> ConfigError:
     from .serialization import structure_errors
 
     lines = structure_errors(exc, path=prefix or "$")
@@ -307,11 +381,64 @@ def _structure_error(exc: Exception, prefix: str, path: str | None) -> ConfigErr
         names = [n.strip() for n in extra.group(1).split(",")]
         key = f"{key}.{names[0]}" if key else names[0]
         what = f"unknown key{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))}"
-        if any(_SECRET_KEY.search(n) for n in names):
+        if any(is_secret_name(n.strip("'\"")) for n in names):
             hint = "API keys are read only from environment variables, never from config files"
     if len(lines) > 1:
         what = f"{what} (and {len(lines) - 1} more problem{'s' if len(lines) > 2 else ''})"
-    return ConfigError(what, path=path, key=key, hint=hint)
+    variables = [s.removeprefix("env:") for s in _sources_of(sources or {}, key) if s[:4] == "env:"]
+    if variables:  # the environment set it: the file is not to blame
+        if extra:
+            hint = _variable_hint(variables[0], key, prefix, root)
+        error = ConfigError(
+            f"environment variable {', '.join(variables)}: {redact(what)}", hint=hint
+        )
+        error.key = key  # named in the message by the variable, which says more
+        return error
+    return ConfigError(redact(what), path=path, key=key, hint=hint)
+
+
+def _sources_of(sources: Mapping[str, str], key: str | None) -> list[str]:
+    """Where ``key`` came from: its own source, an enclosing table's, or those of the keys
+    under it (for a misspelt table), without repeats."""
+    if not key:
+        return []
+    if key in sources:
+        return [sources[key]]
+    parts = key.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        enclosing = ".".join(parts[:end])
+        if enclosing in sources:
+            return [sources[enclosing]]
+    return list(dict.fromkeys(s for k, s in sources.items() if k.startswith(f"{key}.")))
+
+
+def _known_keys(root: Any, parents: list[str]) -> list[str]:
+    """The keys allowed under ``parents`` in the settings class ``root``, if known."""
+    kind = root
+    for part in parents:
+        if attrs.has(kind):
+            kind = typing.get_type_hints(kind).get(part)
+        elif typing.get_origin(kind) in (Mapping, dict):
+            kind = typing.get_args(kind)[1]
+        else:
+            return []
+    if not attrs.has(kind):
+        return []
+    return [f.name for f in attrs.fields(kind) if f.name not in ("path", "sources")]
+
+
+def _variable_hint(variable: str, key: str | None, prefix: str, root: Any) -> str:
+    """How to fix a variable that sets an unknown key: the likely intended name."""
+    hint = "variables are named MODELPORT_<SECTION>__<KEY> after the configuration reference"
+    parts = (key or "").split(".")
+    relative = parts[len(prefix.split(".")) :] if prefix else parts
+    known = _known_keys(root if root is not None else Settings, relative[:-1])
+    close = difflib.get_close_matches(relative[-1], known, n=1) if relative else []
+    segments = variable.removeprefix(ENV_PREFIX).split("__")
+    if close and len(segments) >= len(parts):
+        segments[len(parts) - 1] = close[0].upper()
+        return f"did you mean {ENV_PREFIX}{'__'.join(segments)}? {hint}"
+    return f"check its spelling: {hint}"
 
 
 def find_config_file(
@@ -359,7 +486,22 @@ def _env_value(raw: str) -> Any:
         return raw
 
 
-def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+def _note(sources: dict[str, str], key: str, value: Any, source: str) -> None:
+    """Record that ``source`` set ``key`` to ``value`` (a table: each key in it)."""
+    if isinstance(value, Mapping) and (value or not key):
+        for name, item in value.items():
+            _note(sources, f"{key}.{name}" if key else str(name), item, source)
+        return
+    parts = key.split(".")
+    for end in range(1, len(parts)):  # a value replaces whatever was set above or below it
+        sources.pop(".".join(parts[:end]), None)
+    for below in [k for k in sources if k.startswith(f"{key}.")]:
+        del sources[below]
+    sources[key] = source
+
+
+def _from_env(env: Mapping[str, str], sources: dict[str, str] | None = None) -> dict[str, Any]:
+    sources = {} if sources is None else sources
     tree: dict[str, Any] = {}
     for name, raw in env.items():
         if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
@@ -373,13 +515,17 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
             if not isinstance(node, dict):
                 raise ConfigError(f"{name} conflicts with another MODELPORT_ variable")
         node[keys[-1]] = _env_value(raw)
+        _note(sources, ".".join(keys), node[keys[-1]], f"env:{name}")
     plugins: dict[str, Any] = {}
     if disabled := env.get("MODELPORT_DISABLE_PLUGINS", "").strip():
         plugins["disable"] = [n.strip() for n in disabled.split(",") if n.strip()]
+        _note(sources, "plugins.disable", plugins["disable"], "env:MODELPORT_DISABLE_PLUGINS")
     if env.get("MODELPORT_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in {"1", "true", "yes"}:
         plugins["autoload"] = False
+        _note(sources, "plugins.autoload", False, "env:MODELPORT_DISABLE_PLUGIN_AUTOLOAD")
     if extra := env.get("MODELPORT_PLUGINS", "").strip():
         plugins["load"] = [n.strip() for n in extra.split(",") if n.strip()]
+        _note(sources, "plugins.load", plugins["load"], "env:MODELPORT_PLUGINS")
     return _merge(tree, {"plugins": plugins}) if plugins else tree
 
 
@@ -414,16 +560,30 @@ def load_settings(
     env = os.environ if env is None else env
     file = find_config_file(path, env=env) if path is not None or search else None
     data: dict[str, Any] = _read_toml(file) if file else {}
-    data = _merge(data, _from_env(env))
+    sources: dict[str, str] = {}
+    _note(sources, "", data, f"file:{file.absolute() if file else file}")
+    data = _merge(data, _from_env(env, sources))
     if overrides:
         data = _merge(data, overrides)
+        _note(sources, "", overrides, "override")
+    for reserved in ("path", "sources"):  # set below, never by the user
+        if reserved in data:
+            origin = _sources_of(sources, reserved)
+            where = origin[0].partition(":")[2] if origin else None
+            raise ConfigError(
+                f"unknown key {reserved!r}",
+                path=where,
+                hint="check the spelling against the configuration reference "
+                "(docs/configuration.md)",
+            )
     data["path"] = str(file) if file else None
+    data["sources"] = sources
     from .serialization import converter
 
     try:
         settings = converter.structure(data, Settings)
     except Exception as exc:
-        raise _structure_error(exc, "", data["path"]) from None
+        raise _structure_error(exc, "", data["path"], sources) from None
     if settings.default_assistant is not None:
         settings.assistant(settings.default_assistant)  # fail early on a dangling default
     return settings

@@ -14,15 +14,21 @@
 * A **directory**: every ``.csv`` and ``.jsonl`` file under it, in name order.
 
 Every problem names the file and line; all of them are reported at once, as a
-:class:`~modelport.errors.TrainingDataError`.
+:class:`~modelport.errors.TrainingDataError`. Lines end at ``\\n``, as ``wc -l`` counts
+them (in CSV a lone ``\\r`` ends one too, as the csv module reads it): ``\\u2028``, ``\\x85``
+or a form feed inside a JSON string is text, not a line break. Any input gives a dataset or
+such an error, never another exception.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
+import stat
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +49,8 @@ __all__ = [
 
 DATA_SUFFIXES = (".csv", ".jsonl")
 _MESSAGE_KEYS = frozenset({"role", "content", "name", "weight"})
+#: JSON's own whitespace: a JSONL line of nothing else is blank and skipped.
+_JSON_SPACE = " \t\r"
 
 
 @attrs.frozen(kw_only=True)
@@ -100,8 +108,23 @@ def _read(path: Path) -> str:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise TrainingDataError([f"{path}: cannot read ({exc.strerror})"]) from None
+        raise TrainingDataError([f"{path}: cannot read ({exc.strerror or exc})"]) from None
+    except ValueError as exc:  # a NUL in the path
+        raise TrainingDataError([f"{path}: not a usable file name ({exc})"]) from None
     return _decode(path, raw)
+
+
+def _unicode_problem(text: str) -> str | None:
+    """What makes ``text`` unfit to write as UTF-8 (a lone surrogate, which JSON can spell as
+    ``"\\ud800"``), or ``None``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"holds a lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start + 1}, "
+            "which is not text"
+        )
+    return None
 
 
 # --- JSONL -----------------------------------------------------------------------------------
@@ -123,11 +146,15 @@ def _jsonl_example(row: Any, where: str, problems: list[str]) -> TrainingExample
             problems.append(f"{where}: message {index} has unknown key(s) {', '.join(unknown)}")
             return None
         role, content = item.get("role"), item.get("content")
-        if role not in ROLES:
-            problems.append(f"{where}: message {index} has unknown role {role!r}")
+        if not isinstance(role, str) or role not in ROLES:
+            problems.append(f"{where}: message {index} has unknown role {_short(role)}")
             return None
         if not isinstance(content, str):
             problems.append(f"{where}: message {index} ({role}) needs a string 'content'")
+            return None
+        bad_text = _unicode_problem(content)
+        if bad_text:
+            problems.append(f"{where}: message {index} ({role}): the content {bad_text}")
             return None
         weight = item.get("weight", 1)
         if (
@@ -141,26 +168,56 @@ def _jsonl_example(row: Any, where: str, problems: list[str]) -> TrainingExample
             return None
         if weight == 0:
             context.append(index - 1)
-        parsed.append(Message(role, content))
+        parsed.append(Message(role, content))  # type: ignore[arg-type]  # one of ROLES
     return TrainingExample(parsed, origin=where, context=context)
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut short for a one-line message."""
+    try:
+        text = repr(value)
+    except RecursionError:  # pragma: no cover - only nested values recurse, and they are cut
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _json_line(content: str, where: str, problems: list[str]) -> tuple[bool, Any]:
+    """``(True, value)`` for a line of JSON, else ``(False, None)`` after adding a problem."""
+    try:
+        return True, json.loads(content)
+    except json.JSONDecodeError as exc:
+        problems.append(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})")
+    except RecursionError:
+        problems.append(f"{where}: JSON nested too deeply to read (too many [ or {{ levels)")
+    except ValueError as exc:  # the only other: an integer past Python's digit limit
+        if "integer string conversion" in str(exc):
+            limit = sys.get_int_max_str_digits()
+            problems.append(f"{where}: a number too long to read (over {limit} digits)")
+        else:  # pragma: no cover - json raises no other ValueError today
+            problems.append(f"{where}: not readable JSON ({exc})")
+    return False, None
 
 
 def load_jsonl(path: str | os.PathLike[str]) -> TrainingDataset:
     """Read a chat-format JSONL file.
+
+    Lines end at ``\\n`` (a ``\\r`` before it is fine); blank lines are skipped.
 
     :raises TrainingDataError: listing every bad line as ``file:line: what``.
     """
     path = Path(path)
     examples: list[TrainingExample] = []
     problems: list[str] = []
-    for number, content in enumerate(_read(path).splitlines(), start=1):
-        if not content.strip():
+    # not str.splitlines(): it also breaks at \u2028, \x85, \x0c, ..., which JSON strings
+    # may hold as they are (dataset_to_jsonl writes them so), and would misnumber every line
+    for number, line in enumerate(_read(path).split("\n"), start=1):
+        # a BOM opening a later line: files joined with their BOMs
+        content = line[1:] if number > 1 and line.startswith("\ufeff") else line
+        if not content.strip(_JSON_SPACE):
             continue
         where = f"{path}:{number}"
-        try:
-            row = json.loads(content)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})")
+        parsed, row = _json_line(content, where, problems)
+        if not parsed:
             continue
         example = _jsonl_example(row, where, problems)
         if example is not None:
@@ -175,6 +232,11 @@ def load_jsonl(path: str | os.PathLike[str]) -> TrainingDataset:
 
 def _csv_rows(path: Path, text: str, problems: list[str]) -> Iterator[tuple[int, list[str]]]:
     """``(first line, cells)`` per record; quoting errors become problems and stop the file."""
+    # the csv module refuses fields over 128 KiB by default and says only "field larger than
+    # field limit"; no field can be longer than the file, so allow that (the limit is global
+    # to the module: only ever raise it, never lower it under another reader's feet)
+    if len(text) >= csv.field_size_limit():
+        csv.field_size_limit(len(text) + 1)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     start = 1
     while True:
@@ -192,14 +254,18 @@ def _csv_rows(path: Path, text: str, problems: list[str]) -> Iterator[tuple[int,
 def load_csv(path: str | os.PathLike[str], columns: CsvColumns | None = None) -> TrainingDataset:
     """Read a CSV file of prompt/response pairs or of role/content rows (see the module).
 
+    Blank lines before the header are skipped.
+
     :raises TrainingDataError: listing every bad row as ``file:line: what``.
     """
     path = Path(path)
     columns = columns or CsvColumns()
     problems: list[str] = []
     rows = _csv_rows(path, _read(path), problems)
-    header_row = next(rows, None)
+    header_row = next((row for row in rows if any(cell.strip() for cell in row[1])), None)
     if header_row is None:
+        if problems:  # the first record is already broken
+            raise TrainingDataError(problems, hint="fix the quoting; nothing was uploaded")
         raise TrainingDataError([f"{path}:1: the file is empty (expected a header row)"])
     header = [h.strip() for h in header_row[1]]
     names = set(header)
@@ -208,11 +274,14 @@ def load_csv(path: str | os.PathLike[str], columns: CsvColumns | None = None) ->
     elif {columns.role, columns.content} <= names:
         examples = list(_messages(path, header, rows, columns, problems))
     else:
-        found = ", ".join(repr(h) for h in header) or "none"
+        found = ", ".join(_short(h) for h in header[:10]) or "none"
+        if len(header) > 10:
+            found += f", ... ({len(header)} columns)"
         raise TrainingDataError(
             [
-                f"{path}:1: expected columns {columns.prompt!r} and {columns.response!r}, or "
-                f"{columns.role!r} and {columns.content!r}; found {found}"
+                f"{path}:{header_row[0]}: expected columns {columns.prompt!r} and "
+                f"{columns.response!r}, or {columns.role!r} and {columns.content!r}; "
+                f"found {found}"
             ],
             hint="rename the columns, or map them: --columns prompt=question,response=answer",
         )
@@ -295,6 +364,57 @@ def _messages(
 # --- files and directories -------------------------------------------------------------------
 
 
+def _kind(path: Path) -> str | None:
+    """``"dir"``, ``"file"``, ``"other"``, or ``None`` when nothing is there; raises
+    :class:`TrainingDataError` for a path that cannot be looked at."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # a name too long, a loop of links, no permission, ...
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise TrainingDataError([f"{path}: cannot read ({exc.strerror or exc})"]) from None
+    except ValueError as exc:  # a NUL in the path
+        raise TrainingDataError([f"{path}: not a usable file name ({exc})"]) from None
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file" if stat.S_ISREG(mode) else "other"
+
+
+def _data_files(directory: Path) -> list[Path]:
+    """Every ``.csv`` and ``.jsonl`` file under ``directory`` (links followed, loops not), in
+    name order."""
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    problems: list[str] = []
+
+    def walk(folder: Path) -> None:
+        try:
+            info = folder.stat()
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            problems.append(f"{folder}: cannot read this directory ({exc.strerror or exc})")
+            return
+        if (info.st_dev, info.st_ino) in seen:  # a link back up the tree
+            return
+        seen.add((info.st_dev, info.st_ino))
+        for entry in entries:
+            try:
+                is_dir, is_file = entry.is_dir(), entry.is_file()
+            except OSError:  # vanished, or a broken link: not data
+                continue
+            if is_dir:
+                walk(Path(entry.path))
+            elif is_file and Path(entry.name).suffix.lower() in DATA_SUFFIXES:
+                found.append(Path(entry.path))
+
+    walk(directory)
+    if problems:
+        raise TrainingDataError(problems, hint="fix the permissions; nothing was uploaded")
+    return sorted(found)
+
+
 def load_dataset(
     path: str | os.PathLike[str], *, columns: CsvColumns | None = None
 ) -> TrainingDataset:
@@ -303,17 +423,18 @@ def load_dataset(
     :raises TrainingDataError: listing every problem in every file.
     """
     path = Path(path)
-    if path.is_dir():
-        files = sorted(
-            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
-        )
+    kind = _kind(path)
+    if kind == "dir":
+        files = _data_files(path)
         if not files:
             raise TrainingDataError(
                 [f"{path}: no .csv or .jsonl files in this directory"],
                 hint="training data is read from .csv and .jsonl files",
             )
-    elif not path.exists():
+    elif kind is None:
         raise TrainingDataError([f"{path}: no such file or directory"])
+    elif kind == "other":
+        raise TrainingDataError([f"{path}: not a regular file (a pipe or device, say)"])
     elif path.suffix.lower() not in DATA_SUFFIXES:
         raise TrainingDataError(
             [f"{path}: not a .csv or .jsonl file"],
@@ -338,7 +459,12 @@ def load_dataset(
 
 def dataset_to_jsonl(dataset: TrainingDataset) -> str:
     """The dataset in the chat fine-tuning JSONL format (text parts only; context-only
-    assistant messages carry ``"weight": 0``)."""
+    assistant messages carry ``"weight": 0``).
+
+    Text is written as it is (``ensure_ascii=False``), so a line may hold ``\\u2028`` and
+    the like: :func:`load_jsonl` reads it back. A line whose text is not valid Unicode (a lone
+    surrogate) is written with escapes instead, so the result can always be encoded as UTF-8.
+    """
     out = io.StringIO()
     for example in dataset.examples:
         context = set(example.context)
@@ -346,6 +472,9 @@ def dataset_to_jsonl(dataset: TrainingDataset) -> str:
             {"role": m.role, "content": m.text, **({"weight": 0} if i in context else {})}
             for i, m in enumerate(example.messages)
         ]
-        out.write(json.dumps({"messages": messages}, ensure_ascii=False))
+        line = json.dumps({"messages": messages}, ensure_ascii=False)
+        if _unicode_problem(line):
+            line = json.dumps({"messages": messages})
+        out.write(line)
         out.write("\n")
     return out.getvalue()

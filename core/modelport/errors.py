@@ -26,7 +26,9 @@ third-party package), so any module can import it without an import cycle.
     │   └── ResponseError            the backend answered something unusable
     ├── StorageError                 a store could not read or write (path, line)
     │   ├── CorruptRecordError       a stored record is damaged
-    │   └── RecordNotFoundError      no dialogue or job with that id
+    │   ├── RecordNotFoundError      no dialogue or job with that id
+    │   └── ReplyNotStoredError      a reply came back but could not be kept: it is on the error
+    ├── InvalidInputError            what the caller passed cannot be used (an empty question)
     ├── ImageError                   an image cannot be used (source)
     ├── TrainingDataError            training data is invalid (one or more problems)
     └── WaitTimeoutError             a training job did not finish in the time given
@@ -45,6 +47,7 @@ __all__ = [
     "ConfigError",
     "CorruptRecordError",
     "ImageError",
+    "InvalidInputError",
     "InvalidRequestError",
     "MissingSecretError",
     "ModelportError",
@@ -54,6 +57,7 @@ __all__ = [
     "PluginError",
     "RateLimitedError",
     "RecordNotFoundError",
+    "ReplyNotStoredError",
     "ResponseError",
     "StorageError",
     "TrainingDataError",
@@ -284,6 +288,45 @@ class RecordNotFoundError(StorageError):
     """No dialogue or job record with that id."""
 
 
+class ReplyNotStoredError(StorageError):
+    """The backend answered, but the store could not keep the turn.
+
+    The reply is not lost: it is on the error, so the caller can still show it (the CLI prints
+    it before the error). Raised from the store's own error, which is its ``__cause__``.
+
+    :param reply: the :class:`modelport.Reply` that was paid for.
+    :param sentiment: its :class:`modelport.Sentiment`, when one was analysed.
+    :param dialogue_id: the dialogue the turn was for (``None`` for a new one not created).
+    """
+
+    def __init__(
+        self,
+        cause: BaseException,
+        *,
+        reply: object,
+        sentiment: object = None,
+        dialogue_id: str | None = None,
+    ) -> None:
+        if isinstance(cause, ModelportError):
+            message, hint = cause.message, cause.hint
+        else:
+            message, hint = f"{type(cause).__name__}: {cause}", None
+        super().__init__(  # the cause's message names its path and line already
+            f"the reply was received but not stored: {message}",
+            hint=hint or "the reply is shown above; fix the store and ask again to keep it",
+        )
+        self.path = getattr(cause, "path", None)
+        self.line = getattr(cause, "line", None)
+        self.reply = reply
+        self.sentiment = sentiment
+        self.dialogue_id = dialogue_id
+
+
+class InvalidInputError(ModelportError):
+    """What the caller passed cannot be used: an empty question, a schema that is not a JSON
+    object. Nothing was sent."""
+
+
 class ImageError(ModelportError):
     """An image cannot be used.
 
@@ -310,12 +353,20 @@ class TrainingDataError(ModelportError):
 
 
 class WaitTimeoutError(ModelportError):
-    """A training job did not finish within the time allowed; it goes on running."""
+    """A training job did not finish within the time allowed, or its backend stayed
+    unreachable for too long while waiting; the job goes on running.
 
-    def __init__(self, job_id: str, status: str, waited_s: float) -> None:
+    :param reason: why waiting stopped early (the last error), when it was not the time limit.
+    """
+
+    def __init__(
+        self, job_id: str, status: str, waited_s: float, *, reason: str | None = None
+    ) -> None:
+        message = f"job {job_id} is still {status} after {waited_s:.0f}s"
+        if reason:
+            message = f"gave up waiting for job {job_id} after {waited_s:.0f}s: {reason}"
         super().__init__(
-            f"job {job_id} is still {status} after {waited_s:.0f}s",
-            hint=f"it keeps running; resume with: modelport jobs wait {job_id}",
+            message, hint=f"it keeps running; resume with: modelport jobs wait {job_id}"
         )
         self.job_id = job_id
         self.status = status

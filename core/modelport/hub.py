@@ -8,22 +8,29 @@ goes through the core's rate limiter and retry policy, and is seen by the observ
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import os
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
 import attrs
 
 from ._runtime import Call, Runtime
-from .config import AssistantProfile, Settings, load_settings
+from .config import AssistantProfile, HistoryWindow, Settings, load_settings
 from .errors import (
     BackendError,
     ConfigError,
+    CorruptRecordError,
+    InvalidInputError,
     ModelportError,
     RecordNotFoundError,
+    ReplyNotStoredError,
+    ResponseError,
     TrainingDataError,
+    TransientError,
     WaitTimeoutError,
 )
 from .images import ImageSource, load_image, prepare_image
@@ -61,6 +68,8 @@ from .types import (
     TextPart,
     TrainingDataset,
     TrainingJob,
+    Turn,
+    UploadProgress,
     Usage,
     VisionRequest,
     utcnow,
@@ -107,6 +116,18 @@ def _prepare_turn(
         parts: list[Part] = [TextPart(text)]
         parts += [ImagePart(i) for i in images]
         user = Message("user", parts, created_at=utcnow())
+    if not user.text.strip() and not user.images:
+        raise InvalidInputError(
+            "the question is empty", hint="ask something, or attach an image; nothing was sent"
+        )
+    try:
+        user.text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: text no backend or file can take
+        raise InvalidInputError(
+            f"the question is not valid Unicode (character {exc.start + 1} is half of a "
+            "surrogate pair)",
+            hint="decode the text as UTF-8 before asking; nothing was sent",
+        ) from None
     messages = [Message("system", profile.instructions)] if profile.instructions else []
     messages += [m for m in history if m.role != "system" or not profile.instructions]
     messages.append(user)
@@ -114,6 +135,48 @@ def _prepare_turn(
         messages, model=model or profile.model, options=profile.options.merged(options)
     )
     return _Turn(request, user, name, profile.backend, dialogue_id)
+
+
+def _window(messages: Sequence[Message], window: HistoryWindow) -> list[Message]:
+    """The latest messages that fit ``window``, never opening on a reply whose question was
+    cut off."""
+    start = len(messages)
+    count = start if window.max_messages is None else min(start, window.max_messages)
+    budget = window.max_tokens
+    while count:
+        if budget is not None:
+            cost = len(messages[start - 1].text) // 4 + 1  # as ChatRequest.estimated_tokens
+            if cost > budget:
+                break
+            budget -= cost
+        start -= 1
+        count -= 1
+    while start < len(messages) and messages[start].role == "assistant":
+        start += 1
+    return list(messages[start:])
+
+
+def _wider(own: HistoryWindow, loaded: HistoryWindow) -> bool:
+    """Whether a window needs more messages than were loaded for another."""
+    if loaded.max_messages is None:
+        return False
+    return own.max_messages is None or own.max_messages > loaded.max_messages
+
+
+def _dialogue_assistant(settings: Settings, asked: str | None, recorded: str | None) -> str | None:
+    """The assistant a turn uses: the one asked for, else the one the dialogue was recorded
+    with (while it is still configured), else the default."""
+    if asked is not None or recorded is None:
+        return asked
+    if recorded in settings.assistants:
+        return recorded
+    get_logger().warning(
+        "dialogue_assistant_unknown",
+        assistant=recorded,
+        hint=f"the dialogue's assistant {recorded!r} is no longer configured; "
+        "the default assistant answers",
+    )
+    return None
 
 
 def _images(settings: Settings, backend: object, sources: Iterable[ImageSource]) -> list[Image]:
@@ -174,34 +237,58 @@ def _assemble(deltas: list[StreamDelta], fallback_model: str | None) -> Reply:
 
 def _answer_message(reply: Reply, sentiment: Sentiment | None) -> Message:
     return Message(
-        "assistant", reply.text, created_at=utcnow(), model=reply.model, sentiment=sentiment
+        "assistant",
+        reply.text,
+        created_at=utcnow(),
+        model=reply.model,
+        sentiment=sentiment,
+        usage=reply.usage,
     )
 
 
-def _store_turn(rt: Runtime, turn: _Turn, answer: Message) -> str:
+def _store_turn(rt: Runtime, turn: _Turn, reply: Reply, sentiment: Sentiment | None) -> str:
     """Store a finished turn: create the dialogue when it is new, then append the question and
-    the answer, each under the runtime's guard. Returns the dialogue's id.
+    its answer in one write (a crash keeps the whole turn or none of it). Returns the
+    dialogue's id.
 
     Blocking on purpose: the async hub runs the whole of it in one worker thread, rather than
-    paying a thread hop for each of the three store calls.
+    paying a thread hop for each store call.
+
+    :raises ReplyNotStoredError: carrying the reply, whatever the store failed with.
     """
-    store_name, store = rt.backend(Capability.STORAGE)
-    dialogue_id = turn.dialogue_id
-    if dialogue_id is None:
-        title = turn.user.text[:80] or None
-        info = rt.call(
-            Call(Capability.STORAGE, store_name, "create_dialogue"),
-            lambda: store.create_dialogue(assistant=turn.assistant, title=title),
-        )[0]
-        dialogue_id = info.id
-    for message in (turn.user, answer):
+    answer = _answer_message(reply, sentiment)
+    try:
+        store_name, store = rt.backend(Capability.STORAGE)
+        dialogue_id = turn.dialogue_id
+        if dialogue_id is None:
+            title = turn.user.text[:80] or None
+            info = rt.call(
+                Call(Capability.STORAGE, store_name, "create_dialogue"),
+                lambda: store.create_dialogue(assistant=turn.assistant, title=title),
+            )[0]
+            dialogue_id = info.id
         rt.call(
             Call(Capability.STORAGE, store_name, "append", dialogue_id=dialogue_id),
-            lambda m=message: store.append(dialogue_id, m),  # type: ignore[misc]
-            request=message,
+            lambda: store.append(dialogue_id, turn.user, answer),
+            request=Turn((turn.user, answer)),
         )
-    assert dialogue_id is not None
+    except Exception as exc:  # whatever the store did, the paid reply goes back to the caller
+        raise ReplyNotStoredError(
+            exc, reply=reply, sentiment=sentiment, dialogue_id=turn.dialogue_id
+        ) from exc
     return dialogue_id
+
+
+def _quietly(what: str, error: ModelportError) -> None:
+    """Log a failure that must not cost the caller a reply already paid for, or a listing."""
+    get_logger().warning(what, error=str(error))
+
+
+def _loader(store: Any, dialogue_id: str, last: int | None) -> Callable[[], Dialogue]:
+    """The store call loading a dialogue (or its tail: the argument only when it is used)."""
+    if last is None:
+        return lambda: store.load_dialogue(dialogue_id)
+    return lambda: store.load_dialogue(dialogue_id, last=last)
 
 
 def _new_record(
@@ -224,21 +311,74 @@ def _learnt(records: Iterable[JobRecord]) -> set[str]:
     return {key for r in records if r.status not in gone for key in r.exchanges}
 
 
+#: How long ``wait_job`` goes on polling a backend that keeps failing (5xx, timeouts, refused
+#: connections, rate limits) before it gives up; the job itself is not affected.
+MAX_OUTAGE_S = 900.0
+
+
 @attrs.define
 class _Progress:
-    """What waiting for a job has seen: the last status, the events, the next delay."""
+    """What waiting for a job has seen: the last status, the events, the next delay, and how
+    long the backend has been failing."""
 
     on_update: Callable[[TrainingJob], None] | None
     on_event: Callable[[JobEvent], None] | None
     started: float = attrs.field(factory=time.monotonic)
     last: JobStatus | None = None
+    latest: TrainingJob | None = None
     seen: set[tuple[datetime, str]] = attrs.field(factory=set)
     polls: int = 0
+    failing_since: float | None = None
+    failures: int = 0
 
     def job(self, job: TrainingJob) -> None:
         if job.status != self.last and self.on_update is not None:
             self.on_update(job)
         self.last = job.status
+        self.latest = job
+        self.failing_since, self.failures = None, 0
+
+    def failed(
+        self,
+        job_id: str,
+        error: BackendError,
+        poll_s: float,
+        max_poll_s: float,
+        timeout_s: float | None,
+        max_outage_s: float | None,
+    ) -> float:
+        """Seconds until the next poll after a poll failed with a retryable ``error`` (the
+        retry policy gave up on it): back off 2x a failure, at least what the backend asked.
+
+        :raises WaitTimeoutError: (from ``error``, with the resume hint) once the backend has
+            failed for ``max_outage_s`` in a row, or at the timeout.
+        """
+        now = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = now
+        self.failures += 1
+        waited = now - self.started
+        left = [
+            limit - spent
+            for limit, spent in ((timeout_s, waited), (max_outage_s, now - self.failing_since))
+            if limit is not None
+        ]
+        status = self.last.value if self.last is not None else "unknown"
+        if left and min(left) <= 0:
+            seen = f"; it was {status} when last seen" if self.last is not None else ""
+            raise WaitTimeoutError(job_id, status, waited, reason=f"{error}{seen}") from error
+        delay = min(poll_s * 2.0 ** min(self.failures - 1, 16), max_poll_s)
+        delay = max(delay, error.retry_after or 0.0)
+        if left:
+            delay = min(delay, *left)
+        get_logger().warning(
+            "job_poll_failed",
+            job_id=job_id,
+            error=str(error),
+            failures=self.failures,
+            retry_in_s=round(delay, 1),
+        )
+        return delay
 
     def events(self, events: Iterable[JobEvent]) -> None:
         for event in events:
@@ -260,6 +400,90 @@ class _Progress:
         if timeout_s is not None:
             delay = min(delay, max(timeout_s - waited, 0.0))
         return delay
+
+
+def _takes_progress(upload: Any) -> bool:
+    """Whether a trainer's ``upload`` takes the optional ``on_progress`` keyword."""
+    try:
+        return "on_progress" in inspect.signature(upload).parameters
+    except (TypeError, ValueError):  # a builtin or a mock without a signature
+        return False
+
+
+def _files(ids: Collection[str]) -> str:
+    return f"file {next(iter(ids))}" if len(ids) == 1 else f"files {', '.join(ids)}"
+
+
+@attrs.define
+class _Uploads:
+    """The files one ``train`` call uploaded, the progress it reports, and what becomes of the
+    files when the job cannot be started."""
+
+    on_progress: Callable[[UploadProgress], None] | None
+    files: list[str] = attrs.field(factory=list)
+    #: Set just before ``start`` is called: from then on, a failure may hide a created job.
+    starting: bool = False
+    last: UploadProgress | None = None
+
+    def _report(self, event: UploadProgress) -> None:
+        self.last = event
+        if self.on_progress is not None:
+            self.on_progress(event)
+
+    def begin(self, file: str, upload: Any) -> dict[str, Any]:
+        """Report that ``file`` starts to upload; the keywords to pass to ``upload``."""
+        if self.on_progress is None:
+            return {}
+        self._report(UploadProgress(file))
+        if not _takes_progress(upload):
+            return {}
+        return {"on_progress": lambda sent, total: self._report(UploadProgress(file, sent, total))}
+
+    def done(self, file: str, file_id: str) -> str:
+        """Note the uploaded file (and report it); returns ``file_id``."""
+        self.files.append(file_id)
+        if self.on_progress is not None:
+            last = self.last if self.last is not None and self.last.file == file else None
+            last = last or UploadProgress(file)
+            sent = last.total if last.total is not None else last.sent
+            self._report(attrs.evolve(last, sent=sent, file_id=file_id))
+        return file_id
+
+    def may_have_started(self, error: ModelportError) -> bool:
+        """Whether the job may exist despite ``error``: ``start`` timed out, lost its
+        connection or got an unusable answer (a refusal or a rate limit means no job)."""
+        return self.starting and isinstance(error, TransientError | ResponseError)
+
+    def to_delete(self, error: ModelportError, trainer: Any, *methods: str) -> list[str]:
+        """The uploaded files to delete after ``error``: all, when the job surely was not
+        created and the trainer has one of ``methods`` (``delete_file``, ...); else none."""
+        if self.may_have_started(error) or not any(
+            callable(getattr(trainer, m, None)) for m in methods
+        ):
+            return []
+        return list(self.files)
+
+    def explain(self, error: ModelportError, deleted: Collection[str]) -> None:
+        """Add to ``error``'s hint what became of the uploaded files, naming their ids."""
+        kept = [f for f in self.files if f not in deleted]
+        one = len(kept) == 1
+        notes = [f"deleted the uploaded {_files(deleted)}"] if deleted else []
+        if kept and self.may_have_started(error):
+            notes.append(
+                "a job may have started anyway (check: modelport jobs list --remote), so the "
+                f"uploaded {_files(kept)} {'was' if one else 'were'} kept"
+            )
+        elif kept:
+            notes.append(
+                f"the uploaded {_files(kept)} {'is' if one else 'are'} left on the backend: "
+                f"delete {'it' if one else 'them'} there"
+            )
+        if notes:
+            error.hint = "; ".join([error.hint, *notes] if error.hint else notes)
+
+
+#: ``(backend, model)`` pairs whose shutdown date was logged already (once per process).
+_SHUTDOWNS_LOGGED: set[tuple[str, str]] = set()
 
 
 class _HubBase:
@@ -320,6 +544,45 @@ class _HubBase:
         """The named assistant profile (or the default one)."""
         return self._rt.settings.assistant(name)[1]
 
+    def _shutdown_notices(self, name: str, chat: object, models: Iterable[ModelInfo]) -> list[str]:
+        """A line for each model the configuration has backend ``name`` use (an assistant's
+        ``model``, or the backend's own ``configured_models``) that has a shutdown date, saying
+        which setting to change. Each is also logged, once per process, as the warning
+        ``model_shutdown_scheduled``."""
+        used: dict[str, list[str]] = {}
+        configured: Mapping[str, str] = getattr(chat, "configured_models", None) or {}
+        for model, key in configured.items():
+            used.setdefault(model, []).append(key)
+        try:
+            default_chat: str | None = self._rt.spec(Capability.CHAT).name
+        except ModelportError:
+            default_chat = None
+        for assistant, profile in self.settings.assistants.items():
+            if profile.model and (profile.backend or default_chat) == name:
+                used.setdefault(profile.model, []).append(f"assistants.{assistant}.model")
+        notices = []
+        for info in models:
+            keys = used.get(info.id)
+            if info.shutdown_date is None or not keys:
+                continue
+            when = info.shutdown_date.isoformat()
+            where = " and ".join(
+                f"[{section}] {key}" for section, _, key in (k.rpartition(".") for k in keys)
+            )
+            hint = f"set {where} to a model with no shutdown date (`modelport models` shows them)"
+            notices.append(f"model {info.id!r} of backend {name!r} shuts down on {when}: {hint}")
+            if (name, info.id) not in _SHUTDOWNS_LOGGED:
+                _SHUTDOWNS_LOGGED.add((name, info.id))
+                get_logger().warning(
+                    "model_shutdown_scheduled",
+                    backend=name,
+                    model=info.id,
+                    shutdown_date=when,
+                    settings=keys,
+                    hint=hint,
+                )
+        return notices
+
     def _report(
         self,
         dataset: TrainingDataset,
@@ -338,7 +601,7 @@ class _HubBase:
         price = getattr(trainer, "training_price", None)
         epochs = (hyperparameters or {}).get("n_epochs")
         training = self.settings.training
-        return check_dataset(
+        report = check_dataset(
             dataset,
             min_examples=training.min_examples
             or int(getattr(trainer, "min_examples", MIN_EXAMPLES)),
@@ -347,6 +610,16 @@ class _HubBase:
             epochs=epochs if isinstance(epochs, int) and epochs > 0 else training.epochs,
             price_per_million=price(model) if callable(price) and model else None,
         )
+        notes = getattr(trainer, "training_warnings", None)  # e.g. the vendor stops training
+        if callable(notes):
+            report = attrs.evolve(report, warnings=(*report.warnings, *notes(model)))
+        if not model:  # the data may be fine, but there is nothing to train yet
+            missing = (
+                "no base model to train: pass base_model (CLI: --model), "
+                "or give the default assistant a model"
+            )
+            report = attrs.evolve(report, problems=(*report.problems, missing))
+        return report
 
     def _checked(
         self,
@@ -401,10 +674,20 @@ class Hub(_HubBase):
 
     # --- chat --------------------------------------------------------------------------------
 
-    def _history(self, dialogue: str | None) -> list[Message]:
+    def _history(
+        self, dialogue: str | None, assistant: str | None
+    ) -> tuple[str | None, list[Message]]:
+        """The assistant the turn uses, and the history it sends (the dialogue's latest
+        messages that fit that assistant's window)."""
         if dialogue is None:
-            return []
-        return list(self.dialogue(dialogue).messages)
+            return assistant, []
+        window = self.assistant(assistant).history
+        loaded = self.dialogue(dialogue, last=window.max_messages)
+        assistant = _dialogue_assistant(self.settings, assistant, loaded.assistant)
+        own = self.assistant(assistant).history
+        if _wider(own, window):
+            loaded = self.dialogue(dialogue, last=own.max_messages)
+        return assistant, _window(loaded.messages, own)
 
     def _turn(
         self,
@@ -415,10 +698,11 @@ class Hub(_HubBase):
         options: ChatOptions | None,
         model: str | None,
     ) -> tuple[_Turn, str, Any]:
+        assistant, history = self._history(dialogue, assistant)
         name, chat = self._rt.backend(Capability.CHAT, self.assistant(assistant).backend)
         turn = _prepare_turn(
             self.settings,
-            self._history(dialogue),
+            history,
             text,
             assistant=assistant,
             dialogue_id=dialogue,
@@ -452,8 +736,13 @@ class Hub(_HubBase):
         return self._finish(turn, reply)
 
     def _finish(self, turn: _Turn, reply: Reply) -> Answer:
-        sentiment = self.analyze(reply.text) if self._rt.available(Capability.SENTIMENT) else None
-        dialogue_id = _store_turn(self._rt, turn, _answer_message(reply, sentiment))
+        sentiment = None
+        if self._rt.available(Capability.SENTIMENT):
+            try:
+                sentiment = self.analyze(reply.text)
+            except ModelportError as exc:
+                _quietly("reply_sentiment_failed", exc)
+        dialogue_id = _store_turn(self._rt, turn, reply, sentiment)
         return Answer(reply, dialogue_id, sentiment=sentiment, assistant=turn.assistant)
 
     def stream(
@@ -476,9 +765,17 @@ class Hub(_HubBase):
         return ReplyStream(self, turn, name, chat)
 
     def models(self, *, backend: str | None = None) -> tuple[ModelInfo, ...]:
-        """The models the chat backend offers."""
+        """The models the chat backend offers.
+
+        A model the configuration uses (an assistant's ``model``, or the backend's own
+        default) that the list gives a ``shutdown_date`` is logged, once per process, as the
+        warning ``model_shutdown_scheduled``, naming the setting to change. This is the only
+        place the dates are checked: chat calls never list models for it.
+        """
         name, chat = self._rt.backend(Capability.CHAT, backend)
-        return tuple(self._run(Call(Capability.CHAT, name, "models"), chat.models))
+        found = tuple(self._run(Call(Capability.CHAT, name, "models"), chat.models))
+        self._shutdown_notices(name, chat, found)
+        return found
 
     # --- vision and sentiment ----------------------------------------------------------------
 
@@ -528,12 +825,12 @@ class Hub(_HubBase):
         )
         return page
 
-    def dialogue(self, dialogue_id: str) -> Dialogue:
-        """One stored dialogue with its messages."""
+    def dialogue(self, dialogue_id: str, *, last: int | None = None) -> Dialogue:
+        """One stored dialogue with its messages (with ``last``, only its last ``last``)."""
         name, store = self._store()
         dialogue: Dialogue = self._run(
             Call(Capability.STORAGE, name, "load_dialogue", dialogue_id=dialogue_id),
-            lambda: store.load_dialogue(dialogue_id),
+            _loader(store, dialogue_id, last),
         )
         return dialogue
 
@@ -549,7 +846,10 @@ class Hub(_HubBase):
         while offset is not None:
             page = self.dialogues(assistant=assistant, since=since, limit=100, offset=offset)
             for info in page.items:
-                yield self.dialogue(info.id)
+                try:
+                    yield self.dialogue(info.id)
+                except (CorruptRecordError, RecordNotFoundError) as exc:  # damaged, or deleted
+                    _quietly("dialogue_skipped", exc)
             offset = page.next_offset
 
     # --- training ----------------------------------------------------------------------------
@@ -563,11 +863,20 @@ class Hub(_HubBase):
         hyperparameters: Mapping[str, Any] | None = None,
         validation: DatasetSource | None = None,
         description: str = "",
+        on_progress: Callable[[UploadProgress], None] | None = None,
     ) -> TrainingJob:
         """Validate, upload and start a training job, and record it in the store.
 
         Uploads and job creation are never retried blindly (a retried create could start a
         second paid job): only a rate-limit refusal is retried.
+
+        When the job cannot be started after the data was uploaded, the uploaded files are
+        deleted if the trainer can (``delete_file``) and the job surely was not created; the
+        error's hint names the files either way.
+
+        :param on_progress: called with an :class:`~modelport.types.UploadProgress` as each
+            file starts to upload, as its bytes go out (when the trainer reports them) and
+            when it is uploaded (with its file id).
         """
         model = _base_model(self.settings, base_model)
         data = self._checked(dataset, model, hyperparameters)
@@ -576,12 +885,36 @@ class Hub(_HubBase):
         )
         name, trainer = self._rt.backend(Capability.TRAINING)
         upload = Call(Capability.TRAINING, name, "upload", model=model, idempotent=False)
-        file_id = self._run(upload, lambda: trainer.upload(data), data)
-        check_id = self._run(upload, lambda: trainer.upload(check), check) if check else None
-        spec = JobSpec(model, file_id, check_id, suffix, dict(hyperparameters or {}))
-        job: TrainingJob = self._run(
-            attrs.evolve(upload, operation="start"), lambda: trainer.start(spec), spec
-        )
+        uploads = _Uploads(on_progress)
+
+        def send(file: str, part: TrainingDataset) -> str:
+            kwargs = uploads.begin(file, trainer.upload)
+            return uploads.done(
+                file, self._run(upload, lambda: trainer.upload(part, **kwargs), part)
+            )
+
+        file_id = send("training", data)
+        try:
+            check_id = send("validation", check) if check else None
+            spec = JobSpec(model, file_id, check_id, suffix, dict(hyperparameters or {}))
+            uploads.starting = True
+            job: TrainingJob = self._run(
+                attrs.evolve(upload, operation="start"), lambda: trainer.start(spec), spec
+            )
+        except ModelportError as exc:
+            deleted: list[str] = []
+            for orphan in uploads.to_delete(exc, trainer, "delete_file"):
+                try:
+                    self._run(
+                        Call(Capability.TRAINING, name, "delete_file"),
+                        functools.partial(trainer.delete_file, orphan),
+                    )
+                except Exception as error:  # never hide why the job did not start
+                    get_logger().warning("upload_not_deleted", file_id=orphan, error=str(error))
+                else:
+                    deleted.append(orphan)
+            uploads.explain(exc, deleted)
+            raise
         self._save_record(_new_record(job, name, model, data, description))
         return job
 
@@ -592,8 +925,9 @@ class Hub(_HubBase):
         base_model: str | None = None,
         hyperparameters: Mapping[str, Any] | None = None,
     ) -> DatasetReport:
-        """Load and validate training data without uploading it: examples, tokens, problems,
-        and the estimated cost when the training backend knows its price.
+        """Load and validate training data without uploading it: examples, tokens, problems
+        (no base model, from ``base_model`` or the default assistant, is one), and the
+        estimated cost when the training backend knows its price.
 
         :raises TrainingDataError: when the file cannot be read as training data at all.
         """
@@ -624,8 +958,9 @@ class Hub(_HubBase):
         labels: Collection[SentimentLabel | str] | None = None,
         repeat: bool = False,
     ) -> TrainingDataset:
-        """Stored dialogues as training examples (one per dialogue), with the assistant's
-        instructions as the system message.
+        """Stored dialogues as training examples (one per dialogue), each with its own
+        assistant's instructions as the system message (the default assistant's when that one
+        is no longer configured).
 
         Only replies whose sentiment label is in ``labels`` are learnt (``None``: all), and,
         unless ``repeat``, none that an earlier job (not failed or cancelled) learnt already;
@@ -634,7 +969,7 @@ class Hub(_HubBase):
         exclude = set() if repeat else _learnt(self.jobs())
         return dataset_from_dialogues(
             self._all_dialogues(assistant, since),
-            instructions=self.assistant(assistant).instructions,
+            instructions=lambda name: self.assistant(name).instructions,
             labels=labels,
             exclude=exclude,
         )
@@ -713,19 +1048,35 @@ class Hub(_HubBase):
         on_update: Callable[[TrainingJob], None] | None = None,
         on_event: Callable[[JobEvent], None] | None = None,
         on_poll: Callable[[TrainingJob, float], None] | None = None,
+        max_outage_s: float | None = MAX_OUTAGE_S,
     ) -> TrainingJob:
         """Poll until the job finishes (backing off from ``poll_s`` to ``max_poll_s``).
 
-        The job's stored record follows every status change.
+        The job's stored record follows every status change. A poll that fails with a
+        retryable error (5xx, timeout, lost connection, rate limit), once the retry policy has
+        given up on it, is logged and tried again later, backing off: a short outage does not
+        end the wait.
 
         :param on_update: called with the job whenever its status changes.
         :param on_event: called with each new event of the job's log, oldest first.
         :param on_poll: called after each poll with the job and the seconds until the next.
-        :raises WaitTimeoutError: after ``timeout_s``; the job keeps running.
+        :param max_outage_s: how long the backend may keep failing before waiting stops
+            (``None``: until ``timeout_s``).
+        :raises WaitTimeoutError: after ``timeout_s``, or after ``max_outage_s`` of failures;
+            the job keeps running, and the message says how to resume.
         """
         progress = _Progress(on_update, on_event)
         while True:
-            job = self.job(job_id)
+            try:
+                job = self.job(job_id)
+            except BackendError as exc:
+                if not exc.retryable:
+                    raise
+                delay = progress.failed(job_id, exc, poll_s, max_poll_s, timeout_s, max_outage_s)
+                if on_poll is not None and progress.latest is not None:
+                    on_poll(progress.latest, delay)
+                self._rt.sleep(delay)
+                continue
             if on_event is not None:
                 progress.events(self._events_quietly(job_id))
             progress.job(job)

@@ -8,7 +8,11 @@ bombs are caught), turned upright from their EXIF orientation, converted to a mo
 reads (CMYK, 16-bit, palette, alpha), scaled down to ``[images] max_side`` and
 ``max_bytes``, and re-encoded when the backend does not take their format. An image that is
 already fit is passed on byte for byte. Anything else is an :class:`~modelport.errors.ImageError`
-saying what is wrong with which image.
+saying what is wrong with which image; no bytes give another exception, or a Pillow warning.
+
+Memory is bounded: the decoded image (at most ``max_pixels`` x 4 bytes; a large JPEG is
+decoded at a smaller scale) plus at most ``(2 x max_side)^2 x 4`` bytes, since conversion and
+the first, whole-factor reduction work tile by tile (see ``docs/images.md``).
 
 Pillow is imported on first use, not with :mod:`modelport`.
 """
@@ -22,7 +26,8 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import unquote_to_bytes, urlsplit, urlunsplit
 
@@ -205,14 +210,20 @@ def prepare_image(
     return _normalise(image.data, image.source, settings, accepted)
 
 
+def _reason(exc: BaseException) -> str:
+    """An exception's message on one short line (Pillow's may span lines, or be empty)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else f"{text[:197]}..."
+
+
 def _open(data: bytes, source: str, settings: ImageSettings) -> PILImage:
+    """The image read from ``data`` and decoded (frame 0), within ``max_pixels``; a JPEG
+    much larger than ``max_side`` is decoded at a smaller scale straight away."""
     from PIL import Image as PIL
     from PIL import UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PIL.DecompressionBombWarning)
-            img = PIL.open(io.BytesIO(data))
+        img = PIL.open(io.BytesIO(data))
     except PIL.DecompressionBombError as exc:
         raise _bomb(source, settings, str(exc)) from None
     except UnidentifiedImageError:
@@ -228,11 +239,19 @@ def _open(data: bytes, source: str, settings: ImageSettings) -> PILImage:
             source=source,
             hint="check the file is an image and not, say, text or HTML with an image name",
         ) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"cannot read the image header: {exc}", source=source) from None
+    except Exception as exc:  # a plugin choking on a garbled header: OSError, EOFError, ...
+        raise ImageError(f"cannot read the image header: {_reason(exc)}", source=source) from None
     width, height = img.size
     if width * height > settings.max_pixels:
         raise _bomb(source, settings, f"{width} x {height} = {width * height} pixels")
+    if width < 1 or height < 1:
+        raise ImageError(f"the image has no pixels ({width} x {height})", source=source)
+    if img.format == "EPS":  # Pillow would run Ghostscript on it
+        raise ImageError(
+            "EPS is not read (it is a program, run by Ghostscript)",
+            source=source,
+            hint="convert it to PNG first",
+        )
     longest = max(width, height)
     if img.format == "JPEG" and longest >= 2 * settings.max_side:
         # decode at 1/2, 1/4 or 1/8 scale straight away (JPEG's DCT allows it), never below
@@ -240,13 +259,17 @@ def _open(data: bytes, source: str, settings: ImageSettings) -> PILImage:
         scale = settings.max_side / longest
         img.draft(img.mode, (math.ceil(width * scale), math.ceil(height * scale)))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PIL.DecompressionBombWarning)
-            img.load()
+        img.load()
+    except MemoryError:
+        raise ImageError(
+            f"not enough memory to decode this {width} x {height} image",
+            source=source,
+            hint="lower [images] max_pixels, or scale the image down first",
+        ) from None
     except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, ValueError, ...
         what = "truncated" if "truncated" in str(exc) else "damaged"
         raise ImageError(
-            f"the {img.format or 'image'} data is {what}: {exc}",
+            f"the {img.format or 'image'} data is {what}: {_reason(exc)}",
             source=source,
             hint="the file may be incomplete; download or export it again",
         ) from None
@@ -272,39 +295,94 @@ def _describe_bytes(data: bytes) -> str:
 def _normalise(
     data: bytes, source: str, settings: ImageSettings, accepted: frozenset[str]
 ) -> Image:
-    img = _open(data, source, settings)
-    media_type = _FORMAT_TYPES.get(img.format or "")
-    frames = getattr(img, "n_frames", 1)
-    upright = img.getexif().get(_ORIENTATION, 1) in (0, 1)
-    plain_mode = img.mode in ("RGB", "RGBA", "L", "LA") or (
-        img.mode == "P" and media_type in ("image/png", "image/gif")
-    )
-    fits = max(img.size) <= settings.max_side and len(data) <= settings.max_bytes
-    if media_type in accepted and frames == 1 and upright and plain_mode and fits:
-        return Image(data=data, media_type=media_type, source=source)
+    # Pillow warns about odd but readable files (corrupt EXIF, a bomb under its own limit);
+    # the checks here decide, and a host running with -W error must not see a traceback
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _normalised(_open(data, source, settings), data, source, settings, accepted)
 
-    changes: list[str] = []
-    if frames > 1:
-        img.seek(0)
-        changes.append(f"first of {frames} frames")
-    if not upright:
-        from PIL import ImageOps
 
-        img = ImageOps.exif_transpose(img)
-        changes.append("rotated upright")
-    img, converted = _plain(img)
-    if converted:
-        changes.append(converted)
-    if max(img.size) > settings.max_side:
+@contextmanager
+def _conversion_errors(source: str, what: str) -> Iterator[None]:
+    """Pillow's errors past the first decode (data damaged past the first frame, say) as
+    :class:`ImageError`. Holds no reference to the image, so it can be freed on the way."""
+    try:
+        yield
+    except ImageError:
+        raise
+    except MemoryError:
+        raise ImageError(
+            f"not enough memory to convert this {what}",
+            source=source,
+            hint="lower [images] max_pixels, or scale the image down first",
+        ) from None
+    except Exception as exc:
+        raise ImageError(
+            f"cannot convert this {what}: {_reason(exc)}",
+            source=source,
+            hint="the file may be damaged; open and save it again in an image editor",
+        ) from None
+
+
+def _frames(img: PILImage) -> int | None:
+    """How many frames ``img`` has; ``None`` when its later frames cannot be read."""
+    try:
+        return int(getattr(img, "n_frames", 1))
+    except Exception:  # a later frame's header is damaged: frame 0 is what is used anyway
+        return None
+
+
+def _orientation(img: PILImage) -> int:
+    try:
+        value = img.getexif().get(_ORIENTATION, 1)
+    except Exception:  # damaged EXIF: nothing to go by
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def _normalised(
+    img: PILImage, data: bytes, source: str, settings: ImageSettings, accepted: frozenset[str]
+) -> Image:
+    """The decoded ``img`` made fit, or ``data`` itself when it is fit already. Only this
+    frame holds ``img``, and rebinds it as it converts: the decoded original is freed as soon
+    as it is reduced."""
+    with _conversion_errors(source, f"{img.size[0]} x {img.size[1]} {img.format or 'image'}"):
+        media_type = _FORMAT_TYPES.get(img.format or "")
+        frames = _frames(img)
+        transpose = _TRANSPOSE.get(_orientation(img))
+        plain_mode = img.mode in ("RGB", "RGBA", "L", "LA") or (
+            img.mode == "P" and media_type in ("image/png", "image/gif")
+        )
+        fits = max(img.size) <= settings.max_side and len(data) <= settings.max_bytes
+        if media_type in accepted and frames == 1 and transpose is None and plain_mode and fits:
+            return Image(data=data, media_type=media_type, source=source)
+
+        changes: list[str] = []
+        if frames != 1:
+            if img.tell() != 0:  # counting the frames may have moved on
+                img.seek(0)
+            changes.append(f"first of {frames} frames" if frames else "first frame only")
         before = img.size
-        img.thumbnail((settings.max_side, settings.max_side), _lanczos())
-        changes.append(f"scaled {before[0]}x{before[1]} to {img.size[0]}x{img.size[1]}")
-    photo = media_type == "image/jpeg"
-    encoded, out_type = _encode(img, source, settings, accepted, photo=photo)
-    if out_type != media_type:
-        changes.append(f"re-encoded as {out_type}")
-    _log.info("image_normalised", source=source, changes=changes, bytes=len(encoded))
-    return Image(data=encoded, media_type=out_type, source=source)
+        img, converted = _reduced(img, settings.max_side)
+        if converted:
+            changes.append(converted)
+        if transpose is not None:
+            from PIL import Image as PIL
+
+            img = img.transpose(PIL.Transpose[transpose])
+            changes.append("rotated upright")
+        if max(img.size) > settings.max_side:
+            img.thumbnail((settings.max_side, settings.max_side), _lanczos())
+        if img.mode == "RGBa":  # premultiplied, for scaling; back to plain alpha
+            img = img.convert("RGBA")
+        if img.size != before and img.size != before[::-1]:
+            changes.append(f"scaled {before[0]}x{before[1]} to {img.size[0]}x{img.size[1]}")
+        photo = media_type == "image/jpeg"
+        encoded, out_type = _encode(img, source, settings, accepted, photo=photo)
+        if out_type != media_type:
+            changes.append(f"re-encoded as {out_type}")
+        _log.info("image_normalised", source=source, changes=changes, bytes=len(encoded))
+        return Image(data=encoded, media_type=out_type, source=source)
 
 
 def _lanczos() -> Any:
@@ -313,31 +391,96 @@ def _lanczos() -> Any:
     return PIL.Resampling.LANCZOS
 
 
-def _plain(img: PILImage) -> tuple[PILImage, str | None]:
-    """The image in RGB, RGBA, L or LA; and what was converted, if anything."""
+#: EXIF orientation -> the ``PIL.Image.Transpose`` that turns the image upright.
+_TRANSPOSE: dict[int, str] = {
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_270",
+    7: "TRANSVERSE",
+    8: "ROTATE_90",
+}
+#: The side of the square tiles a large image is converted and reduced in (about 1 Mpx).
+_TILE = 1024
+
+
+def _reduced(img: PILImage, max_side: int) -> tuple[PILImage, str | None]:
+    """``img`` in a plain mode (RGB, RGBA, L or LA; premultiplied ``RGBa`` for alpha that is
+    to be scaled further), shrunk by a whole factor until its longer side is at most twice
+    ``max_side``; and what was converted, if anything.
+
+    Both are done tile by tile, so the memory needed beyond the decoded image is the result
+    plus one tile, never a full-size copy in another mode: a 16-bit or palette image near
+    ``max_pixels`` is never widened to 32 bits a pixel whole.
+    """
+    from PIL import Image as PIL
+
+    width, height = img.size
+    factor = max(1, math.ceil(max(width, height) / (2 * max_side)))
+    mode, convert, converted = _plain(img)
+    if factor == 1 and convert is None:
+        return img, None
+    scaling = max(width, height) > max_side
+    if mode == "RGBA" and scaling:  # reduce and resize premultiplied, without a full copy
+        mode, convert = "RGBa", _then(convert, "RGBa")
+    out = PIL.new(mode, (math.ceil(width / factor), math.ceil(height / factor)))
+    step = factor * max(1, _TILE // factor)
+    for top in range(0, height, step):
+        for left in range(0, width, step):
+            tile = img.crop((left, top, min(width, left + step), min(height, top + step)))
+            if convert is not None:
+                tile = convert(tile)
+            if factor > 1:
+                tile = tile.reduce(factor)
+            out.paste(tile, (left // factor, top // factor))
+    return out, converted
+
+
+def _then(convert: Callable[[PILImage], PILImage] | None, mode: str) -> Callable[..., PILImage]:
+    def both(tile: PILImage) -> PILImage:
+        return (convert(tile) if convert is not None else tile).convert(mode)
+
+    return both
+
+
+def _extrema(img: PILImage) -> tuple[float, float]:
+    """The lowest and highest value of a one-band image."""
+    extrema: Any = img.getextrema()
+    return float(extrema[0]), float(extrema[1])
+
+
+def _plain(img: PILImage) -> tuple[str, Callable[[PILImage], PILImage] | None, str | None]:
+    """The plain mode for ``img`` (RGB, RGBA, L or LA), how to convert a tile of it there
+    (``None``: no need), and what that conversion is, for the log."""
     mode = img.mode
     if mode in ("RGB", "RGBA", "L", "LA"):
-        return img, None
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        return mode, None, None
+    if mode.startswith("I;16") or mode == "I":
         # 16-bit (or 32-bit) grey: scale to 8 bits rather than clip
-        extrema: Any = img.getextrema()
-        high = 65535 if mode.startswith("I;16") else max(extrema[1], 1)
-        scaled = img.convert("I").point(lambda v: v * (255 / high))
-        return scaled.convert("L"), f"{mode} to 8-bit grey"
+        high = 65535 if mode.startswith("I;16") else max(int(_extrema(img)[1]), 1)
+
+        def grey(tile: PILImage) -> PILImage:
+            return tile.convert("I").point(lambda v: v * (255 / high)).convert("L")
+
+        return "L", grey, f"{mode} to 8-bit grey"
     if mode == "F":
-        extrema = img.getextrema()
-        low, top = float(extrema[0]), float(extrema[1])
+        low, top = _extrema(img)
+        if not (math.isfinite(low) and math.isfinite(top)):
+            low, top = 0.0, 255.0
         span = (top - low) or 1.0
-        scaled = img.point(lambda v: (v - low) * (255 / span))
-        return scaled.convert("L"), "float to 8-bit grey"
+
+        def floats(tile: PILImage) -> PILImage:
+            return tile.point(lambda v: (v - low) * (255 / span)).convert("L")
+
+        return "L", floats, "float to 8-bit grey"
     if mode in ("P", "PA"):
-        alpha = "transparency" in img.info or mode == "PA"
-        target = "RGBA" if alpha else "RGB"
-        return img.convert(target), f"palette to {target}"
+        target = "RGBA" if "transparency" in img.info or mode == "PA" else "RGB"
+        return target, lambda tile: tile.convert(target), f"palette to {target}"
     if mode == "1":
-        return img.convert("L"), "1-bit to grey"
-    target = "RGBA" if "A" in mode else "RGB"
-    return img.convert(target), f"{mode} to {target}"
+        return "L", lambda tile: tile.convert("L"), "1-bit to grey"
+    target = "RGBA" if mode.endswith(("A", "a")) else "RGB"
+    return target, lambda tile: tile.convert(target), f"{mode} to {target}"
 
 
 def _encode(

@@ -29,10 +29,15 @@ class RetryPolicy:
     """When and how long to retry a failed backend call.
 
     Only :class:`~modelport.errors.BackendError` with ``retryable=True`` is retried. The wait is
-    the vendor's ``retry_after`` when given (capped at ``max_retry_after_s``), otherwise
-    exponential backoff ``initial_s * 2**n`` plus up to ``jitter_s`` of jitter, capped at
-    ``max_s``. A call that is not idempotent (an upload, a job creation) is retried only after a
-    rate-limit refusal, which means the vendor did not act on it.
+    the vendor's ``retry_after`` when given, otherwise exponential backoff ``initial_s * 2**n``
+    plus up to ``jitter_s`` of jitter, capped at ``max_s``. A call that is not idempotent (an
+    upload, a job creation) is retried only after a rate-limit refusal, which means the vendor
+    did not act on it.
+
+    A vendor asking for a ``retry_after`` longer than ``max_retry_after_s`` is not retried at
+    all: the error is raised at once (no sleep), as it is (a
+    :class:`~modelport.errors.RateLimitedError` stays one), its ``hint`` replaced by one that
+    says how long the server asked to wait and which setting would allow it.
     """
 
     attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
@@ -46,10 +51,23 @@ class RetryPolicy:
         return cls(**attrs.asdict(settings))
 
     def should_retry(self, exc: BaseException, *, idempotent: bool = True) -> bool:
-        """Whether ``exc`` deserves another attempt (ignoring how many were made)."""
+        """Whether ``exc`` deserves another attempt (ignoring how many were made).
+
+        An error whose ``retry_after`` is above ``max_retry_after_s`` does not; its ``hint``
+        then says so (see the class docs).
+        """
         if not isinstance(exc, BackendError) or not exc.retryable:
             return False
-        return idempotent or isinstance(exc, RateLimitedError)
+        if not (idempotent or isinstance(exc, RateLimitedError)):
+            return False
+        if exc.retry_after is not None and exc.retry_after > self.max_retry_after_s:
+            exc.hint = (
+                f"the server asked to wait {_seconds(exc.retry_after)}s, more than [retry] "
+                f"max_retry_after_s = {_seconds(self.max_retry_after_s)}; raise it to wait "
+                "that long, or retry later"
+            )
+            return False
+        return True
 
     def will_retry(self, exc: BaseException, attempt: int, *, idempotent: bool = True) -> bool:
         """Whether attempt number ``attempt`` (1-based) that failed with ``exc`` is retried."""
@@ -58,7 +76,7 @@ class RetryPolicy:
     def wait_s(self, exc: BaseException | None, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt``."""
         retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
+        if retry_after is not None:  # above max_retry_after_s, should_retry said no
             return float(min(max(retry_after, 0.0), self.max_retry_after_s))
         backoff = tenacity.wait_exponential_jitter(
             multiplier=self.initial_s, max=self.max_s, jitter=self.jitter_s
@@ -115,6 +133,10 @@ class RetryPolicy:
         """The asyncio twin of :meth:`retrying`."""
         kwargs = self._kwargs(idempotent, before_sleep, first_attempt)
         return tenacity.AsyncRetrying(sleep=sleep, **kwargs)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f}".removesuffix(".0")
 
 
 def _state(attempt: int) -> tenacity.RetryCallState:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ from .types import (
     TextPart,
     TrainingExample,
     TrainingJob,
+    Turn,
 )
 
 __all__ = [
@@ -40,8 +42,10 @@ __all__ = [
     "configure_converter",
     "converter",
     "dump_record",
+    "dumps_messages",
     "dumps_record",
     "load_record",
+    "loads_messages",
     "loads_record",
     "make_modelport_converter",
     "structure_errors",
@@ -52,6 +56,7 @@ T = TypeVar("T")
 #: The record types a store may keep, with the schema name and current version of each.
 RECORD_SCHEMAS: dict[type[Any], tuple[str, int]] = {
     Message: ("message", 1),
+    Turn: ("turn", 1),
     Dialogue: ("dialogue", 1),
     DialogueInfo: ("dialogue-info", 1),
     JobRecord: ("job", 1),
@@ -170,10 +175,61 @@ def load_record(
 
 def loads_record(text: str, cls: type[T], *, path: str | None = None, line: int | None = None) -> T:
     """:func:`load_record` from one line (or document) of JSON text."""
+    return load_record(_json(text, path, line), cls, path=path, line=line)
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _json(text: str, path: str | None, line: int | None) -> Any:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CorruptRecordError(
-            f"not valid JSON ({exc.msg} at column {exc.colno})", path=path, line=line
-        ) from exc
-    return load_record(data, cls, path=path, line=line)
+        what = f"{exc.msg} at column {exc.colno}"
+    except RecursionError:
+        what = "nested too deeply"
+    else:
+        if _SURROGATE_ESCAPE.search(text) is None:
+            return data
+        try:  # escaped surrogates: fine in pairs, but a lone one is no text at all
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            what = "a \\u escape is half of a surrogate pair: not valid Unicode"
+        else:
+            return data
+    raise CorruptRecordError(f"not valid JSON ({what})", path=path, line=line)
+
+
+def dumps_messages(messages: Sequence[Message]) -> str:
+    """Messages appended together as one line of JSON: a ``message`` record for one, a
+    ``turn`` record for several (a question and its reply), so that one write keeps them all.
+    """
+    if len(messages) == 1:
+        return dumps_record(messages[0])
+    return dumps_record(Turn(messages))
+
+
+def loads_messages(
+    text: str | bytes, *, path: str | None = None, line: int | None = None
+) -> tuple[Message, ...]:
+    """The messages of one line written by :func:`dumps_messages` (a ``message`` or a ``turn``
+    record).
+
+    :raises CorruptRecordError: naming ``path`` and ``line`` when the line is not valid UTF-8,
+        not JSON, or neither record.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorruptRecordError(
+                f"not valid UTF-8 (byte {exc.start + 1})",
+                path=path,
+                line=line,
+                hint="restore the file from a backup, or move the damaged record aside",
+            ) from None
+    data = _json(text, path, line)
+    schema = data.get("schema") if isinstance(data, Mapping) else None
+    if isinstance(schema, str) and schema.startswith("turn/"):
+        return load_record(data, Turn, path=path, line=line).messages
+    return (load_record(data, Message, path=path, line=line),)

@@ -13,18 +13,28 @@ import functools
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Collection, Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 import attrs
 
-from .datasets import CsvColumns, dataset_to_jsonl, load_csv, load_dataset, load_jsonl
+from .datasets import (
+    CsvColumns,
+    _unicode_problem,
+    dataset_to_jsonl,
+    load_csv,
+    load_dataset,
+    load_jsonl,
+)
+from .errors import ConfigError
 from .logs import get_logger
-from .types import Dialogue, Message, SentimentLabel, TextPart, TrainingDataset, TrainingExample
+from .types import Dialogue, Message, SentimentLabel, TrainingDataset, TrainingExample
 
 __all__ = [
     "CsvColumns",
     "DatasetReport",
+    "Instructions",
     "Tokenizer",
     "check_dataset",
     "dataset_from_dialogues",
@@ -156,6 +166,9 @@ def _shape_problems(example: TrainingExample, where: str) -> list[str]:
     for index, message in enumerate(example.messages, start=1):
         if not message.text.strip():
             problems.append(f"{where}: message {index} ({message.role}) is empty")
+        bad_text = _unicode_problem(message.text)
+        if bad_text:
+            problems.append(f"{where}: message {index} ({message.role}) {bad_text}")
         if message.role == "system" and index > 1:
             problems.append(f"{where}: message {index} is a system message after the first")
     roles = [m.role for m in example.messages]
@@ -183,11 +196,12 @@ def check_dataset(
 
     Problems: too few examples, empty messages, a system message after the first, no
     user message, an assistant message not last, nothing to learn, the same example twice.
-    Warnings: examples over ``max_example_tokens`` (the backend would truncate them).
+    Warnings: what was left out while building the dataset (``dataset.warnings``), and
+    examples over ``max_example_tokens`` (the backend would truncate them).
     """
     tokenizer = tokenizer or default_tokenizer()
     problems: list[str] = []
-    warnings: list[str] = []
+    warnings: list[str] = list(dataset.warnings)
     if len(dataset.examples) < min_examples:
         problems.append(
             f"{dataset.source}: {len(dataset.examples)} examples; at least {min_examples} needed"
@@ -235,15 +249,120 @@ def validate_dataset(dataset: TrainingDataset, *, min_examples: int = 1) -> list
 
 # --- dialogues ---------------------------------------------------------------------------------
 
+#: What gives a dialogue's system message: one text for all, or a function of the name of the
+#: dialogue's assistant (``None`` for the default one) that raises
+#: :class:`~modelport.errors.ConfigError` for an assistant no longer configured.
+Instructions: TypeAlias = str | Callable[[str | None], str | None] | None
 
-def _text_only(message: Message) -> Message:
-    return Message(message.role, [p for p in message.parts if isinstance(p, TextPart)])
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(text: str) -> str:
+    """``text`` with any lone surrogate (not text, but a terminal can pass one) replaced by
+    U+FFFD, so that it can be written as UTF-8."""
+    return _SURROGATE.sub("\ufffd", text) if _unicode_problem(text) else text
+
+
+def _ids(ids: list[str]) -> str:
+    return ", ".join(ids) if len(ids) <= 5 else f"{', '.join(ids[:5])} and {len(ids) - 5} more"
+
+
+@attrs.define
+class _Notes:
+    """What :func:`dataset_from_dialogues` leaves out, for the dataset's warnings."""
+
+    images: dict[str, int] = attrs.field(factory=dict)
+    empty: list[str] = attrs.field(factory=list)
+    dropped: list[str] = attrs.field(factory=list)
+
+    def warnings(self) -> tuple[str, ...]:
+        found: list[str] = []
+        if self.images:
+            count = sum(self.images.values())
+            found.append(
+                f"{count} image(s) in {len(self.images)} dialogue(s) left out "
+                f"({_ids(list(self.images))}): training data holds text only, so replies to a "
+                "message with images are kept as context and not learnt"
+            )
+        found += self.empty + self.dropped
+        return tuple(found)
+
+
+def _instructions_for(
+    instructions: Instructions, dialogue: Dialogue, notes: _Notes, cache: dict[str | None, str]
+) -> str:
+    if not callable(instructions):
+        return (instructions or "").strip()
+    name = dialogue.assistant
+    if name not in cache:
+        try:
+            cache[name] = (instructions(name) or "").strip()
+        except ConfigError:  # the assistant was renamed or removed since
+            cache[name] = (instructions(None) or "").strip()
+            notes.dropped.append(
+                f"dialogue {dialogue.id}: its assistant {name!r} is not configured any more; "
+                "the default assistant's instructions were used"
+            )
+    return cache[name]
+
+
+def _dialogue_text(
+    dialogue: Dialogue, wanted: set[SentimentLabel] | None, skip: set[str], notes: _Notes
+) -> tuple[list[Message], list[bool]]:
+    """The dialogue's messages as text, and whether each is a reply to learn (whose key then
+    goes into ``skip``); what is left out goes into ``notes``."""
+    kept: list[Message] = []
+    learnt: list[bool] = []
+    prompt: str | None = None  # the question being answered: None before the first
+    pictured = skipping = False
+    empty: list[int] = []
+    dropped = 0
+    for number, stored in enumerate(dialogue.messages, start=1):
+        if stored.images:
+            notes.images[dialogue.id] = notes.images.get(dialogue.id, 0) + len(stored.images)
+        text = _clean(stored.text)
+        learn = False
+        if stored.role == "user":
+            skipping = not text.strip()
+            if skipping:  # an empty question (or only images): its exchange is left out
+                empty.append(number)
+                continue
+            prompt, pictured = text, bool(stored.images)
+        elif stored.role == "system":
+            if number > 1 or not text.strip():
+                dropped += 1
+                continue
+        elif skipping:
+            continue
+        elif prompt is None or not text.strip():  # no question to answer, or no answer
+            dropped += 1
+            continue
+        else:
+            key = exchange_key(prompt, text)
+            mood = stored.sentiment.label if stored.sentiment is not None else None
+            learn = not pictured and (wanted is None or mood in wanted) and key not in skip
+            if learn:
+                skip.add(key)
+        kept.append(Message(stored.role, text))
+        learnt.append(learn)
+    if empty:
+        notes.empty.append(
+            f"dialogue {dialogue.id}: {len(empty)} empty question(s) (message(s) "
+            f"{', '.join(map(str, empty))}) left out, with their replies"
+        )
+    if dropped:
+        notes.dropped.append(
+            f"dialogue {dialogue.id}: {dropped} message(s) left out (empty replies, replies "
+            "before any question, or system messages after the first)"
+        )
+    return kept, learnt
 
 
 def dataset_from_dialogues(
     dialogues: Iterable[Dialogue],
     *,
-    instructions: str | None = None,
+    instructions: Instructions = None,
     labels: Collection[SentimentLabel | str] | None = None,
     exclude: Collection[str] = (),
 ) -> TrainingDataset:
@@ -255,42 +374,38 @@ def dataset_from_dialogues(
     replies stay in as context only (``TrainingExample.context``), and each example ends at
     its last learnt reply; a dialogue with none is left out.
 
-    :param instructions: a system message to put first, when the dialogue has none.
+    Training data is text: images are left out, and the replies to a message that had any
+    stay as context only (learning them would teach the model to describe what it cannot
+    see). An exchange whose question is empty (or was only images) is left out, as are empty
+    replies, system messages after the first, and replies before the first question. What was
+    left out is in the dataset's ``warnings``.
+
+    :param instructions: the system message to put first when the dialogue has none: one
+        text, or a function giving the instructions of the dialogue's own assistant from its
+        name (see :data:`Instructions`; :meth:`modelport.Hub.dialogue_dataset` passes one).
     """
     wanted = {SentimentLabel(label) for label in labels} if labels is not None else None
     skip = set(exclude)
+    notes = _Notes()
+    cache: dict[str | None, str] = {}
     examples: list[TrainingExample] = []
     ids: list[str] = []
     for dialogue in dialogues:
-        messages = [_text_only(m) for m in dialogue.messages]
-        offset = 1 if instructions and (not messages or messages[0].role != "system") else 0
-        context: list[int] = []
-        last = -1
-        prompt = ""
-        for index, (stored, message) in enumerate(zip(dialogue.messages, messages, strict=True)):
-            if message.role == "user":
-                prompt = message.text
-            if message.role != "assistant":
-                continue
-            key = exchange_key(prompt, message.text)
-            mood = stored.sentiment.label if stored.sentiment is not None else None
-            if (wanted is None or mood in wanted) and key not in skip and message.text.strip():
-                skip.add(key)
-                last = index
-            else:
-                context.append(index + offset)
-        if last < 0:
+        kept, learnt = _dialogue_text(dialogue, wanted, skip, notes)
+        if True not in learnt:
             continue
-        kept = messages[: last + 1]
-        if offset:
-            kept.insert(0, Message("system", instructions or ""))
-        examples.append(
-            TrainingExample(
-                kept,
-                origin=f"dialogue {dialogue.id}",
-                context=[i for i in context if i < last + 1 + offset],
-            )
-        )
+        last = len(learnt) - 1 - learnt[::-1].index(True)
+        kept, learnt = kept[: last + 1], learnt[: last + 1]
+        if kept[0].role != "system":
+            system = _instructions_for(instructions, dialogue, notes, cache)
+            if system:
+                kept.insert(0, Message("system", system))
+                learnt.insert(0, False)
+        context = [
+            i for i, (m, learn) in enumerate(zip(kept, learnt, strict=True))
+            if m.role == "assistant" and not learn
+        ]  # fmt: skip
+        examples.append(TrainingExample(kept, origin=f"dialogue {dialogue.id}", context=context))
         ids.append(dialogue.id)
     if not ids:
         source = "dialogues (none with an exchange to learn)"
@@ -298,7 +413,10 @@ def dataset_from_dialogues(
         source = f"dialogues {', '.join(ids)}"
     else:
         source = f"{len(ids)} dialogues ({ids[0]} ... {ids[-1]})"
-    return TrainingDataset(examples, source=source)
+    warnings = notes.warnings()
+    for warning in warnings:
+        get_logger().warning("dialogue_data_left_out", detail=warning)
+    return TrainingDataset(examples, source=source, warnings=warnings)
 
 
 def describe_report(report: DatasetReport) -> dict[str, Any]:

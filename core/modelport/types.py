@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import mimetypes
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
@@ -47,6 +47,8 @@ __all__ = [
     "TrainingDataset",
     "TrainingExample",
     "TrainingJob",
+    "Turn",
+    "UploadProgress",
     "Usage",
     "VisionRequest",
     "utcnow",
@@ -240,8 +242,9 @@ class Sentiment:
 class Message:
     """One message of a dialogue.
 
-    ``Message("user", "hello")`` is shorthand for one text part. ``created_at``, ``model`` and
-    ``sentiment`` are recorded by the hub for stored dialogues; backends ignore them.
+    ``Message("user", "hello")`` is shorthand for one text part. ``created_at``, ``model``,
+    ``sentiment`` and ``usage`` are recorded by the hub for stored dialogues (the last three on
+    replies); backends ignore them.
     """
 
     role: Role = attrs.field(validator=_check_role)
@@ -249,6 +252,7 @@ class Message:
     created_at: datetime | None = None
     model: str | None = None
     sentiment: Sentiment | None = None
+    usage: Usage | None = None
 
     @property
     def text(self) -> str:
@@ -262,6 +266,15 @@ class Message:
 
 # --- chat ------------------------------------------------------------------------------------
 
+#: The values of :attr:`ChatOptions.reasoning_effort`, least effort first.
+REASONING_EFFORTS: tuple[str, ...] = ("none", "minimal", "low", "medium", "high")
+
+
+def _check_effort(_inst: object, attr: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is not None and value not in REASONING_EFFORTS:
+        choices = ", ".join(repr(e) for e in REASONING_EFFORTS)
+        raise ValueError(f"'{attr.name}' must be one of {choices}: {value!r}")
+
 
 @attrs.frozen
 class ChatOptions:
@@ -274,6 +287,10 @@ class ChatOptions:
     :ivar seed: a seed for backends that can repeat a sampling.
     :ivar json_schema: asks for structured output matching this JSON schema; the parsed
         result is ``reply.data``.
+    :ivar reasoning_effort: how hard a reasoning model thinks before it answers: ``"none"``,
+        ``"minimal"``, ``"low"``, ``"medium"`` or ``"high"``; unset leaves it to the model.
+        Reasoning models may refuse sampling options (``temperature``, ``top_p``, ...)
+        unless it is ``"none"``; backends leave out what the model refuses.
     :ivar extra: backend-specific options, passed through unchanged.
     """
 
@@ -283,6 +300,7 @@ class ChatOptions:
     stop: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     seed: int | None = None
     json_schema: Mapping[str, Any] | None = attrs.field(default=None, hash=False)
+    reasoning_effort: str | None = attrs.field(default=None, validator=_check_effort)
     extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
     def merged(self, other: ChatOptions | None) -> ChatOptions:
@@ -352,15 +370,31 @@ class VisionRequest:
 
 @attrs.frozen
 class ModelInfo:
-    """A model a backend offers."""
+    """A model a backend offers.
+
+    :ivar shutdown_date: the day the vendor stops serving the model, when it says; the hub
+        warns when a configured model has one (see :meth:`modelport.Hub.models`).
+    """
 
     id: str
     backend: str
     owned_by: str | None = None
     created_at: datetime | None = None
+    shutdown_date: date | None = None
 
 
 # --- dialogues -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Turn:
+    """Messages appended together, as one record: a question and its reply.
+
+    Stores keep a turn in one write, so a crash leaves all of it or none of it, and the
+    messages of concurrent turns never interleave.
+    """
+
+    messages: tuple[Message, ...] = attrs.field(converter=_messages)
 
 
 @attrs.frozen
@@ -462,10 +496,15 @@ def _examples(value: Iterable[TrainingExample]) -> tuple[TrainingExample, ...]:
 
 @attrs.frozen
 class TrainingDataset:
-    """Examples ready to upload, and a description of their source."""
+    """Examples ready to upload, and a description of their source.
+
+    ``warnings`` says what was left out while building it (images, empty questions);
+    :func:`modelport.training.check_dataset` reports them.
+    """
 
     examples: tuple[TrainingExample, ...] = attrs.field(converter=_examples)
     source: str = "<memory>"
+    warnings: tuple[str, ...] = attrs.field(default=(), converter=_strings)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -480,6 +519,31 @@ class JobSpec:
     validation_file: str | None = None
     suffix: str | None = None
     hyperparameters: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen
+class UploadProgress:
+    """How far the upload of training data has got (see ``on_progress`` of
+    :meth:`modelport.Hub.train`).
+
+    Each upload reports a first event (nothing sent yet), byte counts while the trainer can
+    say them, and a last event carrying the backend's ``file_id``.
+
+    :ivar file: which data: ``"training"`` or ``"validation"``.
+    :ivar sent: bytes sent so far.
+    :ivar total: bytes to send, when the trainer says (``None`` otherwise).
+    :ivar file_id: the uploaded file's id on the backend; set on the last event only.
+    """
+
+    file: str
+    sent: int = 0
+    total: int | None = None
+    file_id: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the file is uploaded (the last event of this upload)."""
+        return self.file_id is not None
 
 
 @attrs.frozen

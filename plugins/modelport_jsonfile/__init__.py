@@ -13,11 +13,13 @@ damage is an error naming the file and line: nothing is deleted or skipped.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
 
-from modelport import BackendContext, BackendRegistry, hookimpl
+from modelport import BackendContext, BackendRegistry, EffectiveSetting, hookimpl
 
 if TYPE_CHECKING:
     from ._store import JsonFileStore
@@ -39,6 +41,20 @@ class JsonFileSettings:
     root: str | None = None
     fsync: bool = False
     lock_timeout_s: float = 30.0
+
+    def effective(self, backend: str, env: Mapping[str, str]) -> dict[str, EffectiveSetting]:
+        """The settings in effect (``modelport config show``): the store's real root."""
+        from ._store import default_root
+
+        if self.root:
+            root = EffectiveSetting(str(Path(self.root).expanduser().absolute()))
+        else:
+            root = EffectiveSetting(str(default_root()), "default")
+        return {
+            "root": root,
+            "fsync": EffectiveSetting(self.fsync),
+            "lock_timeout_s": EffectiveSetting(self.lock_timeout_s),
+        }
 
 
 def _build(context: BackendContext) -> JsonFileStore:

@@ -13,11 +13,13 @@ request and raises its errors, but no response object is built only to be conver
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
@@ -37,19 +39,23 @@ from modelport import (
     TrainingJob,
     VisionRequest,
 )
-from modelport.errors import ConfigError, ResponseError
+from modelport.errors import ConfigError, ResponseError, UnsupportedError
+from modelport.logs import get_logger, redact
 from modelport.training import dataset_to_jsonl
 
 from ._errors import ErrorContext, map_error
 from ._pool import AsyncClientPool
 from ._settings import OpenAISettings, resolve
 from ._wire import (
+    ModelRules,
     StreamAssembler,
     asse_payloads,
     chat_body,
+    drop_refused,
     events_from_json,
     job_from_json,
     jobs_from_json,
+    model_rules,
     models_from_json,
     reply_from_json,
     sse_payloads,
@@ -78,6 +84,30 @@ class _Response(Protocol):
 _NO_KEY = "no-key"  # what the SDK sends to servers that need no key (it insists on one)
 
 
+class _Sending(io.BytesIO):
+    """An upload's bytes that report how far the HTTP client has read them: httpx streams a
+    multipart file in 64 KiB reads as it sends, so ``on_progress(sent, total)`` follows the
+    upload (at most one chunk ahead of the socket)."""
+
+    def __init__(self, data: bytes, on_progress: Callable[[int, int], None]) -> None:
+        super().__init__(data)
+        self._total = len(data)
+        self._on_progress = on_progress
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        chunk = super().read(size)
+        if chunk:
+            self._on_progress(self.tell(), self._total)
+        return chunk
+
+
+_OTHER_TRAINER = "train with another backend: [capabilities] training = <name>"
+
+
+def _utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
 class OpenAIBackend:
     """Chat, streaming, vision, model list and fine-tuning over the OpenAI API."""
 
@@ -102,9 +132,13 @@ class OpenAIBackend:
         self._client: openai.OpenAI | None = None
         self._apool: AsyncClientPool | None = None
         self._models: tuple[float, list[ModelInfo]] | None = None
+        self._rules: dict[str, ModelRules] = {}
+        self._dropped_logged: set[tuple[str, tuple[str, ...]]] = set()
+        #: Today's date (UTC); tests replace it to see the fine-tuning closure either side.
+        self.today: Callable[[], date] = _utc_today
 
     def __repr__(self) -> str:
-        return f"OpenAIBackend(name={self.name!r}, base_url={self.config.base_url!r})"
+        return f"OpenAIBackend(name={self.name!r}, base_url={redact(self.config.base_url)!r})"
 
     #: The fewest training examples OpenAI accepts.
     min_examples = 10
@@ -119,11 +153,58 @@ class OpenAIBackend:
         """Whether image URLs go to the server as they are (else the core fetches them)."""
         return self.config.image_urls
 
+    @property
+    def configured_models(self) -> Mapping[str, str]:
+        """The models this backend uses when a call and its assistant name none, each with
+        the setting that names it (the hub warns when one has a shutdown date)."""
+        section = f"backends.{self.name}"
+        found = {self.config.vision_model: f"{section}.vision_model"}
+        found[self.config.model] = f"{section}.model"
+        return {model: key for model, key in found.items() if model}
+
     def training_price(self, base_model: str) -> float | None:
         """US dollars per million training tokens for ``base_model``, when known."""
         prices = self.config.training_prices
         match = max((p for p in prices if base_model.startswith(p)), key=len, default=None)
         return prices[match] if match is not None else None
+
+    def training_warnings(self, base_model: str | None = None) -> list[str]:
+        """What ``modelport train --check`` should know beyond the data: here, that the vendor
+        stops taking new fine-tuning jobs (or has stopped)."""
+        closes = self.config.training_closes
+        if closes is None:
+            return []
+        if self.today() >= closes:
+            return [
+                f"OpenAI accepts no new fine-tuning jobs since {closes.isoformat()}: starting "
+                f"one will fail; {_OTHER_TRAINER}"
+            ]
+        return [
+            f"OpenAI accepts no new fine-tuning jobs from {closes.isoformat()} (the base models "
+            f"shut down on 2027-01-14); start jobs before then, or {_OTHER_TRAINER}"
+        ]
+
+    def _check_training_open(self, *, note: bool = False) -> None:
+        """Refuse an upload or a job from the vendor's closing day on; with ``note``, say
+        before then that the day is coming."""
+        closes = self.config.training_closes
+        if closes is None:
+            return
+        if self.today() >= closes:
+            raise UnsupportedError(
+                f"OpenAI accepts no new fine-tuning jobs since {closes.isoformat()}",
+                backend=self.name,
+                hint=_OTHER_TRAINER,
+            )
+        if not note:
+            return
+        get_logger().warning(
+            "fine_tuning_closes",
+            backend=self.name,
+            closes=closes.isoformat(),
+            note=f"OpenAI accepts no new fine-tuning jobs from {closes.isoformat()}; "
+            f"jobs started before then run to the end. After it, {_OTHER_TRAINER}",
+        )
 
     # --- clients --------------------------------------------------------------------------
 
@@ -252,38 +333,68 @@ class OpenAIBackend:
                 backend=self.name,
                 status=response.status_code,
                 request_id=response.headers.get("x-request-id"),
-                hint=f"check that base_url ({self.config.base_url}) is an OpenAI-compatible API",
+                hint=f"check that base_url ({redact(self.config.base_url)}) is an OpenAI-compatible"
+                " API",
             ) from None
 
     def _auto_model(self, models: Sequence[ModelInfo]) -> str:
+        """The first model listed, preferring one with no shutdown date."""
         if not models:
             raise ConfigError(
                 f"backend {self.name!r} has no model set and the server lists none",
                 key=f"backends.{self.name}.model",
                 hint=f"set [backends.{self.name}] model = ...",
             )
-        return models[0].id
+        return next((m.id for m in models if m.shutdown_date is None), models[0].id)
 
     def _chat_model(self, requested: str | None, vision: bool = False) -> str | None:
         return requested or (self.config.vision_model if vision else self.config.model) or None
 
+    def _model_rules(self, model: str) -> ModelRules:
+        rules = self._rules.get(model)
+        if rules is None:
+            config = self.config
+            rules = model_rules(model, config.reasoning_models, config.max_tokens_param)
+            self._rules[model] = rules
+        return rules
+
+    def _allowed(self, body: dict[str, Any], model: str, rules: ModelRules) -> dict[str, Any]:
+        """``body`` without the keys ``model`` refuses; says so once per model and key set."""
+        dropped = drop_refused(body, rules)
+        if dropped and (model, dropped) not in self._dropped_logged:
+            self._dropped_logged.add((model, dropped))
+            get_logger().debug(
+                "options_dropped",
+                backend=self.name,
+                model=model,
+                dropped=list(dropped),
+                reason=f"{model!r} matches the reasoning model pattern {rules.pattern!r} in "
+                f"[backends.{self.name}] reasoning_models, which refuses these unless "
+                'reasoning_effort = "none"',
+            )
+        return body
+
     def _chat_body(self, request: ChatRequest, model: str, stream: bool) -> dict[str, Any]:
-        return chat_body(
+        rules = self._model_rules(model)
+        body = chat_body(
             request,
             model=model,
             defaults=self.config.settings.options,
-            max_tokens_param=self.config.max_tokens_param,
+            max_tokens_param=rules.tokens_param,
             stream=stream,
             stream_usage=self.config.settings.stream_usage,
         )
+        return self._allowed(body, model, rules)
 
     def _vision_body(self, request: VisionRequest, model: str) -> dict[str, Any]:
-        return vision_body(
+        rules = self._model_rules(model)
+        body = vision_body(
             request,
             model=model,
             defaults=self.config.settings.options,
-            max_tokens_param=self.config.max_tokens_param,
+            max_tokens_param=rules.tokens_param,
         )
+        return self._allowed(body, model, rules)
 
     def _reply(self, response: httpx.Response, model: str, structured: bool) -> Reply:
         return reply_from_json(
@@ -402,11 +513,17 @@ class OpenAIBackend:
     # --- training -------------------------------------------------------------------------
 
     @staticmethod
-    def _upload_file(dataset: TrainingDataset) -> tuple[str, bytes, str]:
+    def _upload_file(
+        dataset: TrainingDataset, on_progress: Callable[[int, int], None] | None = None
+    ) -> tuple[str, bytes | io.BytesIO, str]:
         name = PurePath(dataset.source).name
         if not name.endswith(".jsonl"):
             name = "modelport-dataset.jsonl"
-        return name, dataset_to_jsonl(dataset).encode("utf-8"), "application/jsonl"
+        data = dataset_to_jsonl(dataset).encode("utf-8")
+        if on_progress is not None:
+            on_progress(0, len(data))
+            return name, _Sending(data, on_progress), "application/jsonl"
+        return name, data, "application/jsonl"
 
     def _file_id(self, data: Any) -> str:
         if not isinstance(data, Mapping) or not data.get("id"):
@@ -431,14 +548,26 @@ class OpenAIBackend:
     def _job_path(job_id: str, tail: str = "") -> str:
         return f"/fine_tuning/jobs/{quote(job_id, safe='')}{tail}"
 
-    def upload(self, dataset: TrainingDataset) -> str:
+    def upload(
+        self,
+        dataset: TrainingDataset,
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> str:
+        self._check_training_open()
         with self._mapped(training=True):
             raw = self.client.files.with_raw_response.create(
-                file=self._upload_file(dataset), purpose="fine-tune"
+                file=self._upload_file(dataset, on_progress), purpose="fine-tune"
             )
         return self._file_id(self._json(raw.http_response))
 
+    def delete_file(self, file_id: str) -> None:
+        """Delete an uploaded file (the hub does, when the job it was for did not start)."""
+        with self._mapped():
+            self.client.files.delete(file_id)
+
     def start(self, spec: JobSpec) -> TrainingJob:
+        self._check_training_open(note=True)
         response = self._request(
             "POST", "/fine_tuning/jobs", body=self._job_body(spec), training=True
         )
@@ -460,14 +589,25 @@ class OpenAIBackend:
         response = self._request("GET", self._job_path(job_id, "/events"), params={"limit": 100})
         return events_from_json(self._json(response), self.name)
 
-    async def aupload(self, dataset: TrainingDataset) -> str:
+    async def aupload(
+        self,
+        dataset: TrainingDataset,
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> str:
+        self._check_training_open()
         with self._mapped(training=True):
             raw = await self.apool.first().files.with_raw_response.create(
-                file=self._upload_file(dataset), purpose="fine-tune"
+                file=self._upload_file(dataset, on_progress), purpose="fine-tune"
             )
         return self._file_id(self._json(raw.http_response))
 
+    async def adelete_file(self, file_id: str) -> None:
+        with self._mapped():
+            await self.apool.first().files.delete(file_id)
+
     async def astart(self, spec: JobSpec) -> TrainingJob:
+        self._check_training_open(note=True)
         response = await self._arequest(
             "POST", "/fine_tuning/jobs", body=self._job_body(spec), training=True
         )

@@ -3,6 +3,11 @@ error tree, in one place.
 
 The SDK never retries (``max_retries=0``); what this module decides (``retryable`` and
 ``retry_after``) is what the core's retry policy acts on.
+
+Servers echo what they were sent, and the SDK's messages quote the server's body: the vendor
+error is scrubbed in place (:func:`modelport.logs.redact_exception`: the key, custom header
+keys, URL credentials, key-shaped strings) before it is chained, so neither our message nor the
+chain behind it (``__cause__``, ``__context__``) shows a credential.
 """
 
 from __future__ import annotations
@@ -29,8 +34,12 @@ from modelport.errors import (
     TransientError,
     UnsupportedError,
 )
+from modelport.logs import protect_loggers, redact, redact_exception
 
 __all__ = ["HTTPX_ERRORS", "OPENAI_ERRORS", "ErrorContext", "map_error", "retry_after"]
+
+# The SDK logs through `logging`; its messages get the same redaction as ours.
+protect_loggers("openai", "openai._base_client")
 
 #: Stands for "decide by the HTTP status" in :data:`OPENAI_ERRORS`.
 BY_STATUS = None
@@ -93,18 +102,22 @@ _QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 
 @attrs.frozen(repr=False)
 class ErrorContext:
-    """What the mapping needs to know to say where and what to do."""
+    """What the mapping needs to know to say where and what to do.
+
+    :ivar base_url: the server's URL as messages show it (user-info and credential query
+        parameters masked).
+    """
 
     backend: str
-    base_url: str
+    base_url: str = attrs.field(converter=redact)
     api_key_env: str
     timeout_s: float
     secret: Secret | None = None
 
     def redact(self, text: str) -> str:
-        """``text`` with the key masked, should the server echo it."""
+        """``text`` with every secret masked, the key included, should the server echo it."""
         value = self.secret.reveal() if self.secret is not None else ""
-        return text.replace(value, "***") if len(value) >= 4 else text
+        return redact(text.replace(value, "***") if len(value) >= 4 else text)
 
     def __repr__(self) -> str:
         return f"ErrorContext(backend={self.backend!r}, base_url={self.base_url!r})"
@@ -174,6 +187,7 @@ def map_error(
     if family is None:
         return None
     root, name = family
+    redact_exception(exc)  # in place: it is chained behind our error
     response = getattr(exc, "response", None)
     status: int | None = getattr(exc, "status_code", None)
     headers: Mapping[str, str] = getattr(response, "headers", None) or {}
@@ -191,6 +205,8 @@ def map_error(
 
     retryable: bool | None = None
     hint = _hint(cls, context, code)
+    if issubclass(cls, NotFoundError):
+        hint = _not_found_hint(exc, context, code)
     if cls is RateLimitedError and code in _QUOTA_CODES:
         retryable = False  # waiting does not add credit
     should_retry = headers.get("x-should-retry")
@@ -233,6 +249,29 @@ def _by_status(status: int | None) -> type[BackendError]:
 def _is_refusal(status: int, message: str) -> bool:
     # 403: not for this account; 404 on an upload or a creation: no such endpoint here.
     return status in (403, 404) or (status in (400, 422) and bool(_REFUSAL.search(message)))
+
+
+_JOB_PATH = re.compile(r"/fine_tuning/jobs/[^/]+")
+
+
+def _not_found_hint(exc: BaseException, context: ErrorContext, code: str | None) -> str:
+    """What a 404 most likely means: an unknown job (on a job's path), a base URL that misses
+    the API's path (an HTML or plain-text 404, or a URL not ending in /v1), else a model name
+    the server does not know."""
+    request = getattr(exc, "request", None)
+    url = getattr(request, "url", None)
+    if _JOB_PATH.search(str(getattr(url, "path", ""))):
+        return "no such job; list them with: modelport jobs list --remote"
+    body = getattr(exc, "body", None)
+    served_json = isinstance(body, Mapping)
+    if code != "model_not_found" and (
+        not served_json or not context.base_url.rstrip("/").endswith("/v1")
+    ):
+        return (
+            f"check base_url, now {context.base_url}: OpenAI-compatible servers usually serve "
+            "under /v1"
+        )
+    return "check the model name or id (`modelport models` lists the models)"
 
 
 def _hint(cls: type[BackendError], context: ErrorContext, code: str | None) -> str | None:

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
+from typing import Any
 
 import attrs
 
 from modelport import Capability, ChatOptions
 from modelport.errors import ConfigError
+from modelport.logs import redact, redact_data, register_secrets_in
 
-__all__ = ["PRESETS", "OpenAISettings", "Preset", "Resolved", "resolve"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "OPENAI_FINE_TUNING_CLOSES",
+    "OPENAI_REASONING_MODELS",
+    "OPENAI_TRAINING_PRICES",
+    "PRESETS",
+    "REASONING_REFUSED",
+    "OpenAISettings",
+    "Preset",
+    "Resolved",
+    "resolve",
+]
 
 _CHAT_VISION = frozenset({Capability.CHAT, Capability.VISION})
 _ALL = frozenset({Capability.CHAT, Capability.VISION, Capability.TRAINING})
@@ -45,13 +59,19 @@ class OpenAISettings:
         downloads them (within ``[images]`` limits) and sends the bytes.
     :ivar training_prices: US dollars per million training tokens, by model name prefix, for
         ``modelport train --check``'s estimate; laid over the preset's table.
+    :ivar reasoning_models: reasoning models, by model-name pattern (``*`` and ``?``
+        wildcards, case-insensitive; a fine-tuned model's ``ft:`` prefix is ignored), each
+        with the request keys it refuses unless ``reasoning_effort`` is ``"none"``; those keys
+        are left out of its requests, and its token limit is sent as
+        ``max_completion_tokens``. Laid over the preset's table; ``[]`` declares a reasoning
+        model that refuses nothing.
     """
 
     model: str | None = None
     vision_model: str | None = None
     api_key_env: str | None = None
     require_key: bool | None = None
-    base_url: str | None = None
+    base_url: str | None = attrs.field(default=None, repr=lambda v: repr(redact_data(v)))
     organization: str | None = None
     project: str | None = None
     timeout_s: float = 60.0
@@ -60,15 +80,57 @@ class OpenAISettings:
     max_tokens_param: str | None = None
     stream_usage: bool = True
     models_ttl_s: float = 300.0
-    headers: Mapping[str, str] = attrs.field(factory=dict)
-    query: Mapping[str, str] = attrs.field(factory=dict)
+    headers: Mapping[str, str] = attrs.field(
+        factory=dict, repr=lambda v: repr(redact_data(v, headers=True))
+    )
+    query: Mapping[str, str] = attrs.field(factory=dict, repr=lambda v: repr(redact_data(v)))
     options: ChatOptions = ChatOptions()
     image_urls: bool | None = None
     training_prices: Mapping[str, float] = attrs.field(factory=dict)
+    reasoning_models: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+
+    def effective(self, backend: str, env: Mapping[str, str]) -> Mapping[str, Any]:
+        """The values in effect (``modelport config show``): this section over the preset
+        named ``backend`` and the environment."""
+        from ._effective import effective
+
+        return effective(backend, self, env)
+
+
+#: The chat model of the ``openai`` preset (and the deployment name the ``azure`` preset
+#: assumes): OpenAI's named replacement for the gpt-4o and gpt-4.1 snapshots it shuts down on
+#: 2027-01-14. It has no shutdown date.
+DEFAULT_MODEL = "gpt-6-luna"
+
+#: The request keys OpenAI's reasoning models refuse in chat completions unless
+#: ``reasoning_effort`` is ``"none"``: the sampling parameters and tools.
+REASONING_REFUSED: tuple[str, ...] = (
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+)
+
+#: OpenAI's reasoning families (see ``reasoning_models``).
+OPENAI_REASONING_MODELS: Mapping[str, tuple[str, ...]] = dict.fromkeys(
+    ("o1*", "o3*", "o4*", "gpt-5*", "gpt-6*"), REASONING_REFUSED
+)
+
+#: The first day OpenAI accepts no new fine-tuning jobs (announced 2026-10-14; the base models
+#: that can be fine-tuned shut down on 2027-01-14).
+OPENAI_FINE_TUNING_CLOSES = date(2027, 1, 6)
 
 
 #: OpenAI's published fine-tuning prices (USD per 1M training tokens) when this was written;
-#: prices change, so ``training_prices`` in the config overrides any of them.
+#: prices change, so ``training_prices`` in the config overrides any of them. Every model here
+#: can be fine-tuned only until :data:`OPENAI_FINE_TUNING_CLOSES`; no price is known for
+#: :data:`DEFAULT_MODEL`, so no estimate is made for it.
 OPENAI_TRAINING_PRICES: Mapping[str, float] = {
     "gpt-4o-mini": 3.0,
     "gpt-4o": 25.0,
@@ -96,6 +158,9 @@ class Preset:
     default: bool = False
     image_urls: bool = True
     training_prices: Mapping[str, float] = attrs.field(factory=dict)
+    reasoning_models: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    #: the first day the vendor takes no new fine-tuning jobs (only at its own ``base_url``)
+    training_closes: date | None = None
 
 
 PRESETS: Mapping[str, Preset] = {
@@ -105,7 +170,7 @@ PRESETS: Mapping[str, Preset] = {
             name="openai",
             description="OpenAI: chat, streaming, vision, model list, fine-tuning",
             capabilities=_ALL,
-            model="gpt-4o-mini",
+            model=DEFAULT_MODEL,
             api_key_env="OPENAI_API_KEY",
             require_key=True,
             base_url="https://api.openai.com/v1",
@@ -113,18 +178,21 @@ PRESETS: Mapping[str, Preset] = {
             max_tokens_param="max_completion_tokens",
             default=True,
             training_prices=OPENAI_TRAINING_PRICES,
+            reasoning_models=OPENAI_REASONING_MODELS,
+            training_closes=OPENAI_FINE_TUNING_CLOSES,
         ),
         Preset(
             name="azure",
             description="Azure OpenAI deployments (the /openai/v1/ API)",
             capabilities=_ALL,
-            model="gpt-4o-mini",
+            model=DEFAULT_MODEL,
             api_key_env="AZURE_OPENAI_API_KEY",
             require_key=True,
             base_url=None,
             base_url_env="AZURE_OPENAI_BASE_URL",
             max_tokens_param="max_completion_tokens",
             base_url_hint="https://<resource>.openai.azure.com/openai/v1/",
+            reasoning_models=OPENAI_REASONING_MODELS,
         ),
         Preset(
             name="ollama",
@@ -186,13 +254,23 @@ class Resolved:
     max_tokens_param: str
     image_urls: bool
     training_prices: Mapping[str, float]
+    reasoning_models: Mapping[str, tuple[str, ...]]
+    training_closes: date | None
 
     @property
     def can_train(self) -> bool:
         return Capability.TRAINING in self.preset.capabilities
 
     def __repr__(self) -> str:
-        return f"Resolved(backend={self.backend!r}, base_url={self.base_url!r})"
+        return f"Resolved(backend={self.backend!r}, base_url={redact(self.base_url)!r})"
+
+
+def _register_secrets(settings: OpenAISettings, base_url: str) -> None:
+    """Have every output mask the credentials these settings hold: keys in headers and query
+    parameters, and the base URL's (which may come from the environment)."""
+    register_secrets_in(
+        {"base_url": base_url, "headers": dict(settings.headers), "query": dict(settings.query)}
+    )
 
 
 def resolve(backend: str, settings: OpenAISettings, env: Mapping[str, str]) -> Resolved:
@@ -214,8 +292,11 @@ def resolve(backend: str, settings: OpenAISettings, env: Mapping[str, str]) -> R
             hint=f"set [backends.{backend}] base_url = {preset.base_url_hint!r}"
             + (f" or export {preset.base_url_env}" if preset.base_url_env else ""),
         )
+    _register_secrets(settings, base_url)
     if not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"base_url {base_url!r} is not an http(s) URL", key=f"{section}.base_url")
+        raise ConfigError(
+            f"base_url {redact(base_url)!r} is not an http(s) URL", key=f"{section}.base_url"
+        )
     for key in ("timeout_s", "connect_timeout_s"):
         if getattr(settings, key) <= 0:
             raise ConfigError("must be greater than 0", key=f"{section}.{key}")
@@ -245,4 +326,11 @@ def resolve(backend: str, settings: OpenAISettings, env: Mapping[str, str]) -> R
         max_tokens_param=tokens_param,
         image_urls=preset.image_urls if settings.image_urls is None else settings.image_urls,
         training_prices={**preset.training_prices, **settings.training_prices},
+        reasoning_models={**preset.reasoning_models, **settings.reasoning_models},
+        # another server behind the same preset has its own rules
+        training_closes=(
+            preset.training_closes
+            if preset.base_url and base_url.rstrip("/") == preset.base_url.rstrip("/")
+            else None
+        ),
     )

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from fnmatch import fnmatchcase
 from typing import Any
+
+import attrs
 
 from modelport import (
     ChatOptions,
@@ -32,14 +36,18 @@ from modelport.errors import BackendConnectionError, ImageError, ResponseError, 
 
 __all__ = [
     "JOB_STATUS",
+    "ModelRules",
     "StreamAssembler",
     "asse_payloads",
     "chat_body",
+    "drop_refused",
     "events_from_json",
     "job_from_json",
     "jobs_from_json",
+    "model_rules",
     "models_from_json",
     "reply_from_json",
+    "shutdown_day",
     "sse_payloads",
     "vision_body",
 ]
@@ -56,6 +64,48 @@ JOB_STATUS: Mapping[str, JobStatus] = {
 }
 
 _SCHEMA_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+# --- what a model accepts -------------------------------------------------------------------
+
+
+@attrs.frozen
+class ModelRules:
+    """What the backend's settings declare about one model's requests.
+
+    :ivar tokens_param: the key of the reply's token limit.
+    :ivar refused: keys the model refuses unless ``reasoning_effort`` is ``"none"``.
+    :ivar pattern: the ``reasoning_models`` pattern the model matched, if any.
+    """
+
+    tokens_param: str
+    refused: frozenset[str] = frozenset()
+    pattern: str | None = None
+
+
+def model_rules(
+    model: str, reasoning_models: Mapping[str, Iterable[str]], max_tokens_param: str
+) -> ModelRules:
+    """The rules for ``model``: the longest ``reasoning_models`` pattern it matches decides
+    (case-insensitively, ignoring a fine-tuned model's ``ft:`` prefix). A reasoning model's
+    token limit is always ``max_completion_tokens``: it takes no ``max_tokens``."""
+    name = model.lower().removeprefix("ft:")
+    matches = [p for p in reasoning_models if fnmatchcase(name, p.lower())]
+    if not matches:
+        return ModelRules(max_tokens_param)
+    pattern = max(matches, key=len)
+    return ModelRules("max_completion_tokens", frozenset(reasoning_models[pattern]), pattern)
+
+
+def drop_refused(body: dict[str, Any], rules: ModelRules) -> tuple[str, ...]:
+    """Remove from ``body`` the keys its model refuses (unless it asks for no reasoning);
+    return them, sorted."""
+    if not rules.refused or body.get("reasoning_effort") == "none":
+        return ()
+    dropped = tuple(sorted(key for key in rules.refused if key in body))
+    for key in dropped:
+        del body[key]
+    return dropped
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -112,6 +162,8 @@ def _apply_options(
         body["seed"] = options.seed
     if options.json_schema is not None:
         body["response_format"] = _response_format(options.json_schema)
+    if options.reasoning_effort is not None:
+        body["reasoning_effort"] = options.reasoning_effort
     if options.extra:
         body.update(options.extra)
     return body
@@ -342,6 +394,35 @@ def _items(data: Any, backend: str) -> list[Mapping[str, Any]]:
     return [item for item in items if isinstance(item, Mapping)]
 
 
+_DIGITS = re.compile(r"\d+(\.\d*)?")
+
+
+def shutdown_day(value: Any) -> date | None:
+    """The day in a model's ``shutdown_date``: an ISO date or date-time (``Z`` or an offset
+    is turned into UTC), or a Unix timestamp in seconds or milliseconds, as a number or a
+    string. Anything else (absent, empty, unreadable) is ``None``: a malformed date must
+    not break the model list."""
+    if isinstance(value, str):
+        text = value.strip()
+        if _DIGITS.fullmatch(text) and len(text) != 8:  # 8 digits: a basic ISO date
+            return shutdown_day(float(text))
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        return when.astimezone(UTC).date() if when.tzinfo is not None else when.date()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not math.isfinite(value) or value <= 0:
+        return None
+    if value >= 100_000_000_000:  # later than the year 5138 in seconds: milliseconds
+        value /= 1000
+    try:
+        return datetime.fromtimestamp(value, UTC).date()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def models_from_json(data: Any, backend: str) -> list[ModelInfo]:
     return sorted(
         (
@@ -350,6 +431,7 @@ def models_from_json(data: Any, backend: str) -> list[ModelInfo]:
                 backend=backend,
                 owned_by=item.get("owned_by"),
                 created_at=_when(item.get("created")),
+                shutdown_date=shutdown_day(item.get("shutdown_date")),
             )
             for item in _items(data, backend)
             if item.get("id")

@@ -6,6 +6,7 @@ import pytest
 
 BROKEN = """
 import json
+import time
 
 import attrs
 import pytest
@@ -33,6 +34,18 @@ class Forgetful(MemoryStore):
             return super().load_job(job_id)
         except RecordNotFoundError:
             raise KeyError(job_id) from None  # the wrong error for a missing id
+
+
+class HalfTurns(MemoryStore):
+    def append(self, dialogue_id, *messages):
+        for message in messages:  # one write per message: concurrent turns interleave
+            super().append(dialogue_id, message)
+            time.sleep(0.001)
+
+
+class TailBlind(MemoryStore):
+    def load_dialogue(self, dialogue_id, *, last=None):
+        return super().load_dialogue(dialogue_id)  # ignores last
 
 
 class Gloomy:
@@ -64,6 +77,8 @@ class Broken:
     def modelport_register_backends(self, registry):
         registry.add("oldest-first", lambda ctx: OldestFirst(), capabilities=["storage"])
         registry.add("forgetful", lambda ctx: Forgetful(), capabilities=["storage"])
+        registry.add("half-turns", lambda ctx: HalfTurns(), capabilities=["storage"])
+        registry.add("tail-blind", lambda ctx: TailBlind(), capabilities=["storage"])
         registry.add("gloomy", lambda ctx: Gloomy(), capabilities=["sentiment"])
         registry.add("schema-blind", lambda ctx: CURRENT["vision"], capabilities=["vision"])
         registry.add("jobs-oldest-first", lambda ctx: CURRENT["trainer"], capabilities=["training"])
@@ -77,6 +92,18 @@ class TestOldestFirst(StoreConformance):
 
 class TestForgetful(StoreConformance):
     backend = "forgetful"
+    plugins = (("broken", Broken()),)
+    persistent = False
+
+
+class TestHalfTurns(StoreConformance):
+    backend = "half-turns"
+    plugins = (("broken", Broken()),)
+    persistent = False
+
+
+class TestTailBlind(StoreConformance):
+    backend = "tail-blind"
     plugins = (("broken", Broken()),)
     persistent = False
 
@@ -127,8 +154,10 @@ def test_each_broken_backend_fails_exactly_the_tests_for_its_bug(
     assert failed == [
         "TestForgetful::test_missing_ids_are_record_not_found",
         "TestGloomy::test_clear_texts_get_their_label_and_sign",
+        "TestHalfTurns::test_concurrent_turns_into_one_dialogue_stay_paired",
         "TestJobsOldestFirst::test_jobs_are_listed_newest_first_within_the_limit",
         "TestOldestFirst::test_listing_is_newest_first_paged_and_filtered",
         "TestSchemaBlind::test_a_schema_gives_parsed_data",
+        "TestTailBlind::test_a_turn_is_appended_whole_and_the_tail_can_be_read",
     ], result.outlines
-    assert outcomes["failed"] == 5
+    assert outcomes["failed"] == 7

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import attrs
 import pytest
+from structlog.testing import capture_logs
 
 from modelport import (
     AsyncHub,
@@ -24,20 +26,24 @@ from modelport import (
     make_plugins,
 )
 from modelport.errors import (
+    AuthenticationError,
     BackendConnectionError,
     MissingSecretError,
     RateLimitedError,
     TrainingDataError,
+    TransientError,
     UnsupportedError,
     WaitTimeoutError,
 )
 from modelport.testing import (
     TINY_PNG,
     FakeBackends,
+    FakeTrainer,
     RecordingSleep,
     make_test_async_hub,
     make_test_hub,
 )
+from modelport.types import UploadProgress
 
 from .test_plugins import Recorder
 
@@ -130,7 +136,7 @@ def test_observers_see_each_exchange_with_usage_and_dialogue() -> None:
     assert exchange.usage.total_tokens > 0
     ops = [(e.capability.value, e.operation) for e in recorder.exchanges]  # type: ignore[attr-defined]
     assert ops == [("chat", "complete"), ("sentiment", "analyze"), ("storage", "create_dialogue"),
-                   ("storage", "append"), ("storage", "append")]  # fmt: skip
+                   ("storage", "append")]  # fmt: skip
 
 
 # --- stream -----------------------------------------------------------------------------------
@@ -318,6 +324,138 @@ def test_dynamic_train_uses_stored_dialogues_filtered_by_assistant_and_mood(
     assert [m.role for m in uploaded.examples[0].messages] == ["system", "user", "assistant"]
 
 
+def test_check_without_a_base_model_is_not_ready(fakes: FakeBackends) -> None:
+    hub = make_test_hub(fakes)
+    assert hub.check_dataset(dataset()).problems == (
+        "no base model to train: pass base_model (CLI: --model), "
+        "or give the default assistant a model",
+    )
+    assert hub.check_dataset(dataset(), base_model="base").ok
+    with_model = make_test_hub(fakes, overrides={**ASSISTANTS, "default_assistant": "support"})
+    assert with_model.check_dataset(dataset()).ok  # the default assistant's model will do
+
+
+def _jsonl_size(data: TrainingDataset) -> int:
+    from modelport.training import dataset_to_jsonl
+
+    return len(dataset_to_jsonl(data).encode())
+
+
+def test_train_reports_the_progress_of_each_upload(fakes: FakeBackends) -> None:
+    events: list[UploadProgress] = []
+    make_test_hub(fakes).train(
+        dataset(), base_model="base", validation=dataset(3), on_progress=events.append
+    )
+    one, two = _jsonl_size(dataset()), _jsonl_size(dataset(3))
+    assert [(e.file, e.sent, e.total, e.file_id) for e in events] == [
+        ("training", 0, None, None),
+        ("training", one // 2, one, None),
+        ("training", one, one, None),
+        ("training", one, one, "file-1"),
+        ("validation", 0, None, None),
+        ("validation", two // 2, two, None),
+        ("validation", two, two, None),
+        ("validation", two, two, "file-2"),
+    ]
+    assert events[-1].done
+    assert not events[-2].done
+
+
+def test_a_job_that_cannot_start_deletes_its_uploads_and_names_them(fakes: FakeBackends) -> None:
+    refusal = UnsupportedError("no new jobs", backend="fake-training", status=403)
+    fakes.trainer.script(None, None, refusal)  # the two uploads pass, start is refused
+    with pytest.raises(UnsupportedError) as caught:
+        make_test_hub(fakes).train(dataset(), base_model="base", validation=dataset(3))
+    assert str(caught.value) == (
+        "fake-training: no new jobs (status 403) (deleted the uploaded files file-1, file-2)"
+    )
+    deletes = [call for call in fakes.trainer.calls if call[0] == "delete_file"]
+    assert deletes == [("delete_file", "file-1"), ("delete_file", "file-2")]
+    assert fakes.trainer.uploads == {}
+
+
+def test_a_failed_validation_upload_deletes_the_training_upload(fakes: FakeBackends) -> None:
+    fakes.trainer.script(None, BackendConnectionError("connection reset", backend="fake-training"))
+    with pytest.raises(BackendConnectionError, match=r"\(deleted the uploaded file file-1\)$"):
+        make_test_hub(fakes).train(dataset(), base_model="base", validation=dataset(3))
+    assert fakes.trainer.uploads == {}  # start was never called: no job can hold the file
+
+
+def test_a_start_that_may_have_happened_keeps_the_upload(fakes: FakeBackends) -> None:
+    fakes.trainer.script(None, BackendConnectionError("connection reset", backend="fake-training"))
+    with pytest.raises(BackendConnectionError) as caught:
+        make_test_hub(fakes).train(dataset(), base_model="base")
+    assert str(caught.value).endswith(
+        "(a job may have started anyway (check: modelport jobs list --remote), "
+        "so the uploaded file file-1 was kept)"
+    )
+    assert "delete_file" not in [call[0] for call in fakes.trainer.calls]
+
+
+class _OlderTrainer(FakeTrainer):
+    """A trainer written before upload progress and ``delete_file`` existed."""
+
+    delete_file = None  # type: ignore[assignment]
+
+    def upload(self, dataset: TrainingDataset) -> str:  # type: ignore[override]
+        return super().upload(dataset)
+
+
+def test_an_older_trainer_still_reports_each_upload_and_names_its_orphan() -> None:
+    fakes = FakeBackends(trainer=_OlderTrainer())
+    fakes.trainer.script(None, UnsupportedError("no new jobs", backend="fake-training"))
+    events: list[UploadProgress] = []
+    with pytest.raises(UnsupportedError) as caught:
+        make_test_hub(fakes).train(dataset(), base_model="base", on_progress=events.append)
+    assert events == [UploadProgress("training"), UploadProgress("training", file_id="file-1")]
+    assert str(caught.value).endswith(
+        "(the uploaded file file-1 is left on the backend: delete it there)"
+    )
+    assert fakes.trainer.uploads  # nobody deleted it
+
+
+def test_waiting_rides_out_an_outage_backing_off(fakes: FakeBackends) -> None:
+    sleep = RecordingSleep()
+    hub = make_test_hub(fakes, sleep=sleep, overrides={"retry": {"attempts": 1}})
+    job = hub.train(dataset(), base_model="base")
+    fakes.trainer.script(
+        BackendConnectionError("connection refused", backend="fake-training"),
+        TransientError("bad gateway", backend="fake-training", status=502),
+        RateLimitedError("slow down", backend="fake-training", status=429, retry_after=30),
+    )
+    with capture_logs() as logs:
+        done = hub.wait_job(job.id, poll_s=2)
+    assert done.status is JobStatus.SUCCEEDED
+    assert sleep.waits == [2, 4, 30, 2]  # 2x a failure, what the backend asked, then polls
+    failed = [e for e in logs if e["event"] == "job_poll_failed"]
+    assert [e["failures"] for e in failed] == [1, 2, 3]
+    assert failed[0]["error"] == "fake-training: connection refused"
+
+
+def test_waiting_gives_up_after_a_long_outage_and_says_how_to_resume(fakes: FakeBackends) -> None:
+    hub = make_test_hub(fakes, overrides={"retry": {"attempts": 1}})
+    job = hub.train(dataset(), base_model="base")
+    down = BackendConnectionError("connection refused", backend="fake-training")
+    fakes.trainer.script(None, down)  # the first poll sees it running, then the backend is down
+    with pytest.raises(WaitTimeoutError) as caught:
+        hub.wait_job(job.id, poll_s=1, max_outage_s=0)
+    assert re.fullmatch(
+        rf"gave up waiting for job {job.id} after \d+s: fake-training: connection refused; "
+        rf"it was running when last seen \(it keeps running; resume with: "
+        rf"modelport jobs wait {job.id}\)",
+        str(caught.value),
+    )
+    assert caught.value.__cause__ is down
+
+
+def test_waiting_stops_at_once_on_an_error_that_will_not_pass(fakes: FakeBackends) -> None:
+    hub = make_test_hub(fakes, overrides={"retry": {"attempts": 1}})
+    job = hub.train(dataset(), base_model="base")
+    fakes.trainer.script(AuthenticationError("bad key", backend="fake-training", status=401))
+    with pytest.raises(AuthenticationError):
+        hub.wait_job(job.id)
+
+
 # --- async twin -------------------------------------------------------------------------------
 
 
@@ -346,6 +484,33 @@ async def test_the_async_hub_runs_the_whole_flow(fakes: FakeBackends, tmp_path: 
         await hub.delete_dialogue(answer.dialogue_id)
         assert (await hub.dialogues()).total == 0
     assert isinstance(hub, AsyncHub)
+
+
+async def test_async_train_reports_progress_and_deletes_an_orphan(fakes: FakeBackends) -> None:
+    fakes.trainer.script(None, UnsupportedError("no new jobs", backend="fake-training"))
+    events: list[UploadProgress] = []
+    async with make_test_async_hub(fakes) as hub:
+        with pytest.raises(UnsupportedError, match=r"\(deleted the uploaded file file-1\)$"):
+            await hub.train(dataset(), base_model="base", on_progress=events.append)
+    size = _jsonl_size(dataset())
+    assert events[-1] == UploadProgress("training", size, size, file_id="file-1")
+    assert fakes.trainer.uploads == {}
+
+
+async def test_async_waiting_rides_out_an_outage_and_gives_up_after_a_long_one(
+    fakes: FakeBackends,
+) -> None:
+    sleep = RecordingSleep()
+    down = BackendConnectionError("connection refused", backend="fake-training")
+    async with make_test_async_hub(fakes, sleep=sleep, overrides={"retry": {"attempts": 1}}) as hub:
+        job = await hub.train(dataset(), base_model="base")
+        fakes.trainer.script(down, down)
+        assert (await hub.wait_job(job.id, poll_s=2)).status is JobStatus.SUCCEEDED
+        assert sleep.waits == [2, 4, 2]
+        again = await hub.train(dataset(), base_model="base")
+        fakes.trainer.script(down)
+        with pytest.raises(WaitTimeoutError, match=f"resume with: modelport jobs wait {again.id}"):
+            await hub.wait_job(again.id, max_outage_s=0)
 
 
 async def test_async_stream_is_retried_only_before_its_first_delta(fakes: FakeBackends) -> None:

@@ -51,7 +51,7 @@ def opened(image: Image) -> PIL.Image:
 
 
 def prepare(data: bytes, **settings: int) -> Image:
-    return prepare_image(load_image(data), ImageSettings(**settings))  # type: ignore[arg-type]
+    return prepare_image(load_image(data), ImageSettings(**settings))
 
 
 # --- the bad-image corpus: every one is a clear ImageError naming the image -----------------
@@ -126,6 +126,58 @@ def test_16_bit_png_is_scaled_to_8_bits_not_clipped() -> None:
     out = opened(prepare(source))
     assert out.mode == "L"
     assert 126 <= out.getpixel((0, 0)) <= 129  # type: ignore[operator]
+
+
+def test_a_large_16_bit_image_is_reduced_then_scaled_to_8_bits() -> None:
+    # converted and reduced tile by tile: never widened to 32 bits a pixel whole
+    ramp = PIL.linear_gradient("L").resize((5000, 300)).convert("I").point(lambda v: v * 257)
+    source = encode(ramp.convert("I;16"), "PNG")
+    out = opened(prepare(source))
+    assert (out.mode, out.size) == ("L", (2048, 123))
+    assert out.getpixel((5, 0)) < 10  # type: ignore[operator]
+    assert out.getpixel((2040, 122)) > 245  # type: ignore[operator]
+    assert 110 < out.getpixel((1024, 60)) < 145  # type: ignore[operator]
+
+
+def test_alpha_is_scaled_premultiplied_so_hidden_colour_does_not_bleed() -> None:
+    # every other column: fully transparent red, then opaque blue
+    img = PIL.new("RGBA", (5000, 40), (0, 0, 255, 255))
+    for x in range(0, 5000, 2):
+        img.paste((255, 0, 0, 0), (x, 0, x + 1, 40))
+    out = opened(prepare(encode(img, "PNG")))
+    assert (out.mode, out.size) == ("RGBA", (2048, 16))
+    red, _, blue, alpha = out.getpixel((1000, 8))  # type: ignore[misc]
+    assert (red < 10, blue > 240, 100 < alpha < 155) == (True, True, True)
+
+
+def test_a_large_rotated_image_is_reduced_then_turned_upright() -> None:
+    exif = PIL.Exif()
+    exif[0x0112] = 6
+    image = prepare(encode(PIL.new("RGB", (5000, 1000), (200, 0, 0)), "PNG", exif=exif))
+    assert opened(image).size == (410, 2048)
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"),
+    [("I;16B", "TIFF"), ("I", "TIFF"), ("F", "TIFF"), ("LAB", "TIFF"), ("CMYK", "TIFF"),
+     ("YCbCr", "TIFF"), ("PA", "TIFF"), ("LA", "TGA"), ("I", "PPM"), ("1", "BMP")],
+)  # fmt: skip
+def test_odd_modes_become_plain_ones(mode: str, fmt: str) -> None:
+    colour: object = (40, 20, 30, 255)[: len(mode)] if len(mode) > 1 and mode[1] != ";" else 90
+    if mode in ("PA", "LA"):
+        colour = (3, 200)
+    data = encode(PIL.new(mode, (30, 20), colour), fmt)  # type: ignore[arg-type]
+    out = opened(prepare(data))
+    assert out.mode in ("RGB", "RGBA", "L", "LA")
+    assert out.size == (30, 20)
+
+
+def test_pillow_warnings_never_escape_and_eps_is_not_run() -> None:
+    with pytest.raises(ImageError, match="not an image"):
+        prepare(b"II\x00*\x00\x00\x00\x01")  # Pillow warns "Corrupt EXIF data", then fails
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
+    with pytest.raises(ImageError, match="EPS is not read"):
+        prepare(eps)
 
 
 def test_animated_gif_keeps_its_first_frame() -> None:

@@ -40,9 +40,48 @@ def test_429_with_retry_after_is_retried_after_exactly_that_long() -> None:
     assert all(e["backend"] == "fake-chat" and e["operation"] == "complete" for e in retries)
 
 
-def test_retry_after_is_capped() -> None:
+def test_a_retry_after_above_the_cap_fails_at_once_saying_which_setting_allows_it() -> None:
+    fakes, sleep, recorder = FakeBackends(), RecordingSleep(), Recorder()
+    refused = rate_limited(300)
+    fakes.chat.script(refused, "never")
+    overrides = {"retry": {"max_retry_after_s": 60}}
+    hub = make_test_hub(fakes, sleep=sleep, overrides=overrides, plugins=[recorder])
+    with capture_logs() as logs, pytest.raises(RateLimitedError) as caught:
+        hub.ask("hi")
+    assert caught.value is refused  # the same error, type and all
+    assert sleep.waits == []
+    assert len(fakes.chat.calls) == 1
+    assert fakes.chat.pending == 1
+    assert str(caught.value) == (
+        "fake-chat: slow down (status 429) (the server asked to wait 300s, more than [retry] "
+        "max_retry_after_s = 60; raise it to wait that long, or retry later)"
+    )
+    assert [e for e in logs if e["event"] == "retrying"] == []
+    assert [(f.attempt, f.will_retry) for f in recorder.failures] == [(1, False)]  # type: ignore[attr-defined]
+
+
+def test_a_retry_after_above_the_cap_on_a_later_attempt_fails_then() -> None:
     fakes, sleep = FakeBackends(), RecordingSleep()
-    fakes.chat.script(rate_limited(3600), "ok")
+    busy = TransientError("busy", backend="fake-chat", status=503, retry_after=90)
+    fakes.chat.script(rate_limited(1), busy, "never")
+    with pytest.raises(TransientError, match=r"asked to wait 90s, more than .* = 60;"):
+        make_test_hub(fakes, sleep=sleep).ask("hi")
+    assert sleep.waits == [1.0]
+    assert len(fakes.chat.calls) == 2
+
+
+async def test_the_async_hub_refuses_a_long_retry_after_too() -> None:
+    fakes, sleep = FakeBackends(), RecordingSleep()
+    fakes.chat.script(rate_limited(61), "never")
+    with pytest.raises(RateLimitedError, match="asked to wait 61s"):
+        await make_test_async_hub(fakes, sleep=sleep).ask("hi")
+    assert sleep.waits == []
+    assert len(fakes.chat.calls) == 1
+
+
+def test_a_retry_after_at_the_cap_is_honoured() -> None:
+    fakes, sleep = FakeBackends(), RecordingSleep()
+    fakes.chat.script(rate_limited(10), "ok")
     make_test_hub(fakes, sleep=sleep, overrides={"retry": {"max_retry_after_s": 10}}).ask("hi")
     assert sleep.waits == [10.0]
 
@@ -136,6 +175,13 @@ def test_policy_wait_and_predicates() -> None:
     assert not policy.will_retry(rate_limited(), 3)
     assert not policy.should_retry(TransientError("x", backend="b"), idempotent=False)
     assert policy.should_retry(rate_limited(), idempotent=False)
+    assert policy.should_retry(rate_limited(60))
+    long_wait = rate_limited(60.5)
+    assert not policy.will_retry(long_wait, 1)
+    assert long_wait.hint == (
+        "the server asked to wait 60.5s, more than [retry] max_retry_after_s = 60; "
+        "raise it to wait that long, or retry later"
+    )
 
 
 # --- the limiter ----------------------------------------------------------------------------

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from modelport import Message, Sentiment, SentimentLabel, TrainingDataset, TrainingExample
+from modelport import (
+    Image,
+    ImagePart,
+    Message,
+    Sentiment,
+    SentimentLabel,
+    TextPart,
+    TrainingDataset,
+    TrainingExample,
+)
+from modelport.cli import CliState, cli
 from modelport.errors import ConfigError, TrainingDataError
-from modelport.testing import FakeBackends, make_test_hub
+from modelport.testing import TINY_PNG, FakeBackends, make_test_async_hub, make_test_hub
 from modelport.training import (
     CsvColumns,
     Tokenizer,
@@ -107,6 +120,53 @@ def test_a_directory_reads_every_csv_and_jsonl_in_name_order(tmp_path: Path) -> 
         load_dataset(tmp_path / "notes.txt")
 
 
+def test_jsonl_lines_end_at_newline_only(tmp_path: Path) -> None:
+    """U+2028, U+0085, form feed and the like are text inside a JSON string, not line breaks:
+    str.splitlines() would split there and misnumber every later line."""
+    path = tmp_path / "odd.jsonl"
+    awkward = "a\u2028b\u2029c\x85d\x0ce\x0bf\x1cg\x1dh\x1ei\0j"
+    good = json.dumps(
+        {"messages": [{"role": "user", "content": awkward}, {"role": "assistant", "content": "k"}]},
+        ensure_ascii=False,
+    )
+    path.write_text(f"{good}\r\n\n{good}\n{{broken\n", encoding="utf-8")
+    with pytest.raises(TrainingDataError) as caught:
+        load_jsonl(path)
+    assert caught.value.problems == (
+        f"{path}:4: not valid JSON (Expecting property name enclosed in double quotes at column 2)",
+    )
+    path.write_text(f"{good}\r\n\n{good}\n\ufeff{good}", encoding="utf-8")
+    dataset = load_jsonl(path)
+    assert [e.origin for e in dataset.examples] == [f"{path}:1", f"{path}:3", f"{path}:4"]
+    assert dataset.examples[0].messages[0].text == awkward
+
+
+def test_csv_fields_over_128_kib_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    long = "word " * 60_000  # 300 KB, over the csv module's default field limit
+    with path.open("w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows([["prompt", "response"], ["summarise this", long]])
+    (example,) = load_csv(path).examples
+    assert example.messages[1].text == long
+
+
+def test_paths_that_are_not_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(TrainingDataError, match="not a usable file name"):
+        load_dataset(str(tmp_path / "a\0b.csv"))
+    with pytest.raises(TrainingDataError, match="not a usable file name"):
+        load_jsonl(str(tmp_path / "a\0b.jsonl"))
+    with pytest.raises(TrainingDataError, match="cannot read"):
+        load_dataset(tmp_path / ("x" * 5000 + ".csv"))
+    pipe = tmp_path / "pipe.csv"
+    os.mkfifo(pipe)
+    with pytest.raises(TrainingDataError, match="not a regular file"):
+        load_dataset(pipe)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("prompt,response\nq,a\n")
+    os.symlink(tmp_path / "data", tmp_path / "data" / "loop")  # a link back up the tree
+    assert len(load_dataset(tmp_path / "data").examples) == 1
+
+
 # --- the bad-file corpus: every problem says what and where ------------------------------------
 
 BAD_FILES: dict[str, tuple[bytes, list[str]]] = {
@@ -151,6 +211,28 @@ BAD_FILES: dict[str, tuple[bytes, list[str]]] = {
         ],
     ),
     "empty.csv": (b"", [":1: the file is empty (expected a header row)"]),
+    "broken_header.csv": (b'"prompt,response\nq,a\n', [":1: broken CSV quoting"]),
+    "header_after_blank_lines.csv": (b"\n\nquestion,answer\n", [":3: expected columns"]),
+    # valid JSON that crashed the loader with a traceback, and JSON it cannot take
+    "odd_json.jsonl": (
+        b'{"messages": [{"role": ["user"], "content": "q"}]}\n'
+        b'{"messages": [{"role": {"a": 1}, "content": "q"}]}\n'
+        + b'{"messages": [], "deep": '
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"}\n"
+        + b'{"messages": [], "n": '
+        + b"9" * 5000
+        + b"}\n"
+        + b'{"messages": [{"role": "user", "content": "\\ud800 lone"}]}\n',
+        [
+            ":1: message 1 has unknown role ['user']",
+            ":2: message 1 has unknown role {'a': 1}",
+            ":3: JSON nested too deeply to read",
+            ":4: a number too long to read (over 4300 digits)",
+            ":5: message 1 (user): the content holds a lone surrogate U+D800 at character 1",
+        ],
+    ),
 }
 
 
@@ -300,6 +382,148 @@ def test_check_dataset_through_the_hub_uses_the_trainer_s_needs(
     report = hub.check_dataset(path, base_model="base", hyperparameters={"n_epochs": 2})
     assert (report.examples, report.epochs, report.ok) == (1, 2, True)
     fakes.trainer.min_examples = 5
-    assert hub.check_dataset(path).problems == (f"{path}: 1 examples; at least 5 needed",)
+    assert hub.check_dataset(path, base_model="base").problems == (
+        f"{path}: 1 examples; at least 5 needed",
+    )
     strict = make_test_hub(fakes, overrides={"training": {"min_examples": 1}})
-    assert strict.check_dataset(path).ok
+    assert strict.check_dataset(path, base_model="base").ok
+
+
+def _dialogue(fakes: FakeBackends, assistant: str | None, *messages: Message) -> str:
+    dialogue = fakes.store.create_dialogue(assistant=assistant).id
+    for message in messages:
+        fakes.store.append(dialogue, message)
+    return dialogue
+
+
+ASSISTANTS = {
+    "default_assistant": "helper",
+    "assistants": {
+        "helper": {"instructions": "Be helpful."},
+        "support": {"instructions": "Be kind.\u2028Always."},
+        "terse": {},
+    },
+}
+
+
+def test_each_dialogue_is_taught_with_its_own_assistant_s_instructions(
+    fakes: FakeBackends,
+) -> None:
+    ids = {
+        name: _dialogue(fakes, name, Message("user", f"q {name}"), Message("assistant", "a"))
+        for name in ("support", "terse", None, "renamed")
+    }
+    hub = make_test_hub(fakes, overrides=ASSISTANTS)
+    dataset = hub.dialogue_dataset(repeat=True)
+    systems = {
+        e.origin: e.messages[0].text if e.messages[0].role == "system" else None
+        for e in dataset.examples
+    }
+    assert systems == {
+        f"dialogue {ids['support']}": "Be kind.\u2028Always.",
+        f"dialogue {ids['terse']}": None,  # an assistant without instructions
+        f"dialogue {ids[None]}": "Be helpful.",  # no assistant: the default one
+        f"dialogue {ids['renamed']}": "Be helpful.",  # no longer configured: the default
+    }
+    assert dataset.warnings == (
+        f"dialogue {ids['renamed']}: its assistant 'renamed' is not configured any more; "
+        "the default assistant's instructions were used",
+    )
+    assert hub.check_dataset(dataset).warnings == dataset.warnings
+
+
+async def test_the_async_hub_uses_each_dialogue_s_instructions(fakes: FakeBackends) -> None:
+    _dialogue(fakes, "support", Message("user", "q"), Message("assistant", "a"))
+    hub = make_test_async_hub(fakes, overrides=ASSISTANTS)
+    (example,) = (await hub.dialogue_dataset()).examples
+    assert example.messages[0] == Message("system", "Be kind.\u2028Always.")
+
+
+def test_images_and_empty_questions_are_left_out_with_warnings(fakes: FakeBackends) -> None:
+    picture = ImagePart(Image.from_bytes(TINY_PNG))
+    pictured = _dialogue(
+        fakes,
+        None,
+        Message("user", [TextPart("what is this?"), picture, picture]),
+        Message("assistant", "a cat"),  # about an image the model will not see: context
+        Message("user", "and its name?"),
+        Message("assistant", "Tom"),
+    )
+    blank = _dialogue(
+        fakes,
+        None,
+        Message("user", "  "),  # an empty question: the exchange is left out
+        Message("assistant", "pardon?"),
+        Message("user", [picture]),  # only an image: empty as text, left out too
+        Message("assistant", "a dog"),
+        Message("user", "hi"),
+        Message("assistant", "hello"),
+        Message("assistant", " "),  # an empty reply
+    )
+    only_images = _dialogue(fakes, None, Message("user", [picture]), Message("assistant", "x"))
+    hub = make_test_hub(fakes)
+    dataset = hub.dialogue_dataset()
+    by_origin = {e.origin: e for e in dataset.examples}
+    assert set(by_origin) == {f"dialogue {pictured}", f"dialogue {blank}"}
+    first, second = by_origin[f"dialogue {pictured}"], by_origin[f"dialogue {blank}"]
+    assert [(m.role, m.text) for m in first.messages] == [
+        ("user", "what is this?"), ("assistant", "a cat"),
+        ("user", "and its name?"), ("assistant", "Tom"),
+    ]  # fmt: skip
+    assert first.context == (1,)
+    assert [(m.role, m.text) for m in second.messages] == [("user", "hi"), ("assistant", "hello")]
+    images, *others = dataset.warnings
+    listed = images.split("left out (", 1)[1].split(")", 1)[0]
+    assert images == (
+        f"4 image(s) in 3 dialogue(s) left out ({listed}): training data holds text only, so "
+        "replies to a message with images are kept as context and not learnt"
+    )
+    assert set(listed.split(", ")) == {pictured, blank, only_images}
+    assert sorted(others) == sorted([
+        f"dialogue {blank}: 2 empty question(s) (message(s) 1, 3) left out, with their replies",
+        f"dialogue {only_images}: 1 empty question(s) (message(s) 1) left out, with their "
+        "replies",
+        f"dialogue {blank}: 1 message(s) left out (empty replies, replies before any "
+        "question, or system messages after the first)",
+    ])  # fmt: skip
+    report = hub.check_dataset(dataset, base_model="base")
+    assert report.problems == ()
+    assert report.warnings == dataset.warnings
+
+
+def test_exported_dialogues_pass_train_check(fakes: FakeBackends, tmp_path: Path) -> None:
+    """``dialogues export --format jsonl`` writes what ``train --check`` accepts: text with
+    U+2028 and the like, each dialogue's instructions, images and empty questions left out."""
+    awkward = "line\u2028separator, NEL\x85, form feed\x0c, NUL\0, \U0001f600"
+    ids = [
+        _dialogue(
+            fakes,
+            "support" if i % 2 else None,
+            Message("user", f"question {i}: {awkward}"),
+            Message("assistant", f"answer {i}\u2029{awkward}"),
+            Message("user", [ImagePart(Image.from_bytes(TINY_PNG))]),
+            Message("assistant", "an image"),
+            Message("user", "lone \udcff surrogate from a terminal"),
+            Message("assistant", "ok"),
+        )
+        for i in range(3)
+    ]
+    hub = make_test_hub(fakes, overrides=ASSISTANTS)
+    out = tmp_path / "export.jsonl"
+    runner = CliRunner()
+    state = CliState(make_hub=lambda _state: hub)
+    exported = runner.invoke(
+        cli, ["dialogues", "export", *ids, "--format", "jsonl", "-o", str(out)], obj=state
+    )
+    assert exported.exit_code == 0, exported.output
+    assert "\u2028" in out.read_text(encoding="utf-8")  # written as it is, not escaped
+    dataset = load_jsonl(out)
+    assert [e.origin for e in dataset.examples] == [f"{out}:1", f"{out}:2", f"{out}:3"]
+    assert dataset.examples[1].messages[0] == Message("system", "Be kind.\u2028Always.")
+    assert dataset.examples[0].messages[1].text == f"question 0: {awkward}"
+    assert dataset.examples[0].messages[-1].text == "ok"
+    assert "lone \ufffd surrogate" in dataset.examples[0].messages[-2].text
+    assert check_dataset(dataset, min_examples=1, tokenizer=WORDS).ok
+    checked = runner.invoke(cli, ["train", str(out), "--check", "--model", "base"], obj=state)
+    assert checked.exit_code == 0, checked.output
+    assert checked.stdout.splitlines()[-1] == "ok: ready to upload"

@@ -94,13 +94,16 @@ def test_a_torn_last_record_is_set_aside_and_the_rest_kept(
     path = _file(store, info.id)
     with path.open("ab") as file:
         file.write(b'{"schema":"message/1","role":"user","parts":[{"type":"te')  # cut short
+    before = path.read_bytes()
     dialogue = store.load_dialogue(info.id)
     assert [m.text for m in dialogue.messages] == ["one", "two"]
+    assert path.read_bytes() == before, "reading never writes"
+    assert not (store.root / "damaged").exists()
+    store.append(info.id, msg("three"))  # the next write sets the torn line aside
     (aside,) = (store.root / "damaged").iterdir()
     assert aside.read_bytes().endswith(b'"type":"te')
     assert "torn record set aside" in caplog.text
     assert f"{path}" in caplog.text
-    store.append(info.id, msg("three"))
     assert [m.text for m in store.load_dialogue(info.id).messages] == ["one", "two", "three"]
 
 
@@ -140,12 +143,23 @@ def test_a_damaged_record_names_file_and_line_and_nothing_is_touched(
     assert not (store.root / "damaged").exists()
 
 
-def test_a_damaged_header_fails_the_listing_by_name(store: JsonFileStore) -> None:
-    info = store.create_dialogue()
-    path = _file(store, info.id)
-    path.write_text('{"schema":"dialogue/1","id":3}\n')
-    with pytest.raises(CorruptRecordError, match=f"{path}:1:"):
-        store.list_dialogues()
+def test_a_damaged_dialogue_is_named_and_skipped_in_the_listing(
+    store: JsonFileStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    kept = store.create_dialogue().id
+    bad_header = _file(store, store.create_dialogue().id)
+    bad_header.write_text('{"schema":"dialogue/1","id":3}\n')
+    bad_last = store.create_dialogue().id
+    store.append(bad_last, msg("one"))
+    with _file(store, bad_last).open("ab") as file:
+        file.write(b'{"schema":"message/1","role":"robot","parts":"hi"}\n')
+    page = store.list_dialogues()
+    assert [i.id for i in page.items] == [kept]
+    assert page.total == 1
+    assert f"{bad_header}:1:" in caplog.text
+    assert f"{_file(store, bad_last)}:3:" in caplog.text
+    with pytest.raises(CorruptRecordError, match=f"{bad_header}:1:"):
+        store.load_dialogue(bad_header.stem)
 
 
 # --- concurrency --------------------------------------------------------------------------------
@@ -256,10 +270,17 @@ def test_job_records_round_trip_replace_and_list(store: JsonFileStore) -> None:
     assert store.load_job("ftjob-old").exchanges == ()
 
 
-def test_a_damaged_job_record_names_the_file(store: JsonFileStore) -> None:
+def test_a_damaged_job_record_is_named_and_skipped(
+    store: JsonFileStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.save_job(JobRecord("ftjob-1", "fake", "m", "data.jsonl"))
     (store.root / "jobs" / "bad.json").write_text("{")
+    (store.root / "jobs" / "latin.json").write_bytes(b'{"schema":"job/1","job_id":"\xff"}')
+    assert [r.job_id for r in store.list_jobs()] == ["ftjob-1"]
+    assert "bad.json:1: not valid JSON" in caplog.text
+    assert "latin.json:1: not valid UTF-8" in caplog.text
     with pytest.raises(CorruptRecordError, match=r"bad\.json:1: not valid JSON"):
-        store.list_jobs()
+        store.load_job("bad")
 
 
 # --- as a plugin ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from datetime import date
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 import respx
 
 import modelport_openai
+import modelport_openai._backend
 from modelport import AsyncHub, Hub
 from modelport.testing import (
     TINY_PNG,
@@ -23,10 +25,18 @@ from modelport.testing import (
 BASE = "https://api.test/v1"
 #: Shaped like a real key (so redaction is tested for real), but built at run time.
 KEY = "sk-" + "proj-" + "Zq7" * 10
+#: The day the tests run on, whatever the clock says: before OpenAI's fine-tuning closes.
+TODAY = date(2026, 11, 29)
+
+
+@pytest.fixture(autouse=True)
+def _today(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backends built in a test see :data:`TODAY` (a test can set ``backend.today``)."""
+    monkeypatch.setattr(modelport_openai._backend, "_utc_today", lambda: TODAY)
 
 
 def completion(
-    text: str = "Hello!", *, model: str = "gpt-4o-mini", finish: str = "stop", **extra: Any
+    text: str = "Hello!", *, model: str = "gpt-6-luna", finish: str = "stop", **extra: Any
 ) -> dict[str, Any]:
     return {
         "id": "chatcmpl-1",
@@ -69,7 +79,7 @@ def chunk(
     body: dict[str, Any] = {
         "id": "chatcmpl-1",
         "object": "chat.completion.chunk",
-        "model": "gpt-4o-mini",
+        "model": "gpt-6-luna",
         "choices": choices,
     }
     if usage is not None:

@@ -38,31 +38,34 @@ def test_ask_sends_history_instructions_and_options_and_reads_the_reply(
 ) -> None:
     route = api.post("/chat/completions").mock(return_value=ok(completion("Paris.")))
     hub = make_hub(options={"temperature": 0.2, "max_tokens": 50})
-    options = ChatOptions(max_tokens=20, stop=["\n"], seed=7, top_p=0.9, extra={"user": "u1"})
+    options = ChatOptions(
+        max_tokens=20, stop=["\n"], seed=7, top_p=0.9, reasoning_effort="none", extra={"user": "u1"}
+    )
     first = hub.ask("Capital of France?", options=options)
     assert (first.reply.text, first.reply.model, first.reply.finish_reason) == (
-        "Paris.", "gpt-4o-mini", "stop"
+        "Paris.", "gpt-6-luna", "stop"
     )  # fmt: skip
     assert (first.reply.usage.prompt_tokens, first.reply.usage.completion_tokens) == (12, 3)
     assert first.reply.request_id == "req_123"
     body = sent(route)
     assert body == {
-        "model": "gpt-4o-mini",
+        "model": "gpt-6-luna",
         "messages": [{"role": "user", "content": "Capital of France?"}],
         "temperature": 0.2,  # the backend's default, under the call's options
         "max_completion_tokens": 20,
         "stop": ["\n"],
         "seed": 7,
-        "top_p": 0.9,
+        "top_p": 0.9,  # sent: with no reasoning, the model takes sampling options
+        "reasoning_effort": "none",
         "user": "u1",
     }
     request = route.calls.last.request
     assert request.headers["authorization"] == f"Bearer {KEY}"
     assert request.headers["x-stainless-retry-count"] == "0"
 
-    hub.ask("And of Spain?", dialogue=first.dialogue_id, model="gpt-4o")
+    hub.ask("And of Spain?", dialogue=first.dialogue_id, model="my-model")
     body = sent(route)
-    assert body["model"] == "gpt-4o"
+    assert body["model"] == "my-model"
     assert [m["content"] for m in body["messages"]] == [
         "Capital of France?", "Paris.", "And of Spain?"
     ]  # fmt: skip
@@ -72,12 +75,12 @@ def test_an_assistant_profile_gives_instructions_model_and_options(
     api: respx.MockRouter, make_hub: MakeHub
 ) -> None:
     route = api.post("/chat/completions").mock(return_value=ok(completion("Arr.")))
-    pirate = {"instructions": "Talk like a pirate.", "model": "gpt-4o", "options": {"seed": 3}}
+    pirate = {"instructions": "Talk like a pirate.", "model": "my-model", "options": {"seed": 3}}
     hub = make_hub(more={"assistants": {"pirate": pirate}})
     first = hub.ask("hi", assistant="pirate")
     hub.ask("more", dialogue=first.dialogue_id, assistant="pirate")
     body = sent(route)
-    assert body["model"] == "gpt-4o"
+    assert body["model"] == "my-model"
     assert body["seed"] == 3
     assert body["messages"] == [
         {"role": "system", "content": "Talk like a pirate."},

@@ -40,7 +40,7 @@ class ChatConformanceRouter:
         self.api = api
         api.get("/models").mock(
             return_value=ok({"object": "list", "data": [
-                {"id": "gpt-4o-mini", "object": "model", "created": 1, "owned_by": "o"}]})
+                {"id": "gpt-6-luna", "object": "model", "created": 1, "owned_by": "o"}]})
         )  # fmt: skip
 
     def arrange_failure(self, kind: str) -> None:
@@ -52,7 +52,7 @@ class ChatConformanceRouter:
 class TestOpenAIChat(ChatConformanceRouter, ChatConformance):
     backend = "openai"
     plugins = (("openai", modelport_openai),)
-    model = "gpt-4o-mini"
+    model = "gpt-6-luna"
 
     def arrange_reply(self, text: str) -> None:
         words = text.split(" ")
@@ -69,7 +69,7 @@ class TestOpenAIChat(ChatConformanceRouter, ChatConformance):
 class TestOpenAIVision(ChatConformanceRouter, VisionConformance):
     backend = "openai"
     plugins = (("openai", modelport_openai),)
-    model = "gpt-4o-mini"
+    model = "gpt-6-luna"
 
     def arrange_reply(self, text: str) -> None:
         self.api.post("/chat/completions").mock(return_value=ok(completion(text)))

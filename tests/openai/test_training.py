@@ -11,6 +11,8 @@ import respx
 
 from modelport import JobStatus, Message, TrainingDataset, TrainingExample
 from modelport.errors import InvalidRequestError, NotFoundError, TransientError, UnsupportedError
+from modelport.training import dataset_to_jsonl
+from modelport.types import UploadProgress
 
 from .conftest import MakeAsyncHub, MakeHub, error, ok
 
@@ -44,6 +46,7 @@ def job(status: str = "validating_files", **extra: Any) -> dict[str, Any]:
 
 
 FILE = {"id": "file-1", "object": "file", "purpose": "fine-tune", "filename": "math.jsonl"}
+DELETED = {"id": "file-1", "object": "file", "deleted": True}
 
 
 def _multipart_fields(request: httpx.Request) -> dict[str, bytes]:
@@ -116,6 +119,7 @@ def test_a_refusal_to_fine_tune_is_unsupported_with_the_providers_message_and_ne
 ) -> None:
     api.post("/files").mock(return_value=ok(FILE))
     create = api.post("/fine_tuning/jobs").mock(return_value=error(status, message))
+    deleted = api.delete("/files/file-1").mock(return_value=ok(DELETED))
     hub = make_hub()
     with pytest.raises(UnsupportedError) as caught:
         hub.train(DATASET, base_model="gpt-4o-mini")
@@ -123,8 +127,9 @@ def test_a_refusal_to_fine_tune_is_unsupported_with_the_providers_message_and_ne
     assert message in text
     assert "2027-01-06" in text
     assert "[capabilities] training" in text
+    assert text.endswith("; deleted the uploaded file file-1)")  # no orphan on the server
     assert caught.value.status == status
-    assert create.call_count == 1
+    assert (create.call_count, deleted.call_count) == (1, 1)
     assert hub.jobs() == ()
 
 
@@ -133,6 +138,7 @@ def test_an_ordinary_bad_request_on_create_stays_an_invalid_request(
 ) -> None:
     api.post("/files").mock(return_value=ok(FILE))
     api.post("/fine_tuning/jobs").mock(return_value=error(400, "invalid n_epochs: 0"))
+    api.delete("/files/file-1").mock(return_value=ok(DELETED))
     with pytest.raises(InvalidRequestError, match="invalid n_epochs"):
         make_hub().train(DATASET, base_model="gpt-4o-mini", hyperparameters={"n_epochs": 0})
 
@@ -143,9 +149,16 @@ def test_a_create_that_may_have_happened_is_never_retried(
 ) -> None:
     api.post("/files").mock(return_value=ok(FILE))
     create = api.post("/fine_tuning/jobs").mock(side_effect=[failure, ok(job())])
-    with pytest.raises(TransientError):
+    deleted = api.delete("/files/file-1").mock(return_value=ok(DELETED))
+    with pytest.raises(TransientError) as caught:
         make_hub().train(DATASET, base_model="gpt-4o-mini")
     assert create.call_count == 1  # a second create could start a second paid job
+    # the job may exist: its file is kept, and the message says so and names it
+    assert deleted.call_count == 0
+    assert (
+        "a job may have started anyway (check: modelport jobs list --remote), "
+        "so the uploaded file file-1 was kept"
+    ) in str(caught.value)
 
 
 def test_an_upload_that_may_have_happened_is_never_retried(
@@ -156,6 +169,68 @@ def test_an_upload_that_may_have_happened_is_never_retried(
     with pytest.raises(TransientError):
         make_hub().train(DATASET, base_model="gpt-4o-mini")
     assert (upload.call_count, create.call_count) == (1, 0)
+
+
+#: Big enough to go out in several 64 KiB reads.
+BIG = TrainingDataset(
+    [
+        TrainingExample([Message("user", f"{n} " + "why? " * 400), Message("assistant", "so")])
+        for n in range(100)
+    ],
+    source="big.jsonl",
+)
+
+
+def test_upload_progress_follows_the_bytes_as_they_go_out(
+    api: respx.MockRouter, make_hub: MakeHub
+) -> None:
+    upload = api.post("/files").mock(return_value=ok(FILE))
+    api.post("/fine_tuning/jobs").mock(return_value=ok(job()))
+    events: list[UploadProgress] = []
+    make_hub().train(BIG, base_model="gpt-4o-mini", on_progress=events.append)
+    size = len(dataset_to_jsonl(BIG).encode())
+    assert size > 3 * 65_536
+    assert events[0] == UploadProgress("training")  # before a byte is sent
+    assert events[-1] == UploadProgress("training", size, size, file_id="file-1")
+    sent = [e.sent for e in events[1:-1]]
+    assert sent[0] == 0
+    assert sent[-1] == size
+    assert len(sent) >= 5  # 0, then one per 64 KiB read
+    assert sent == sorted(sent)
+    assert {e.total for e in events[1:]} == {size}
+    body = _multipart_fields(upload.calls.last.request)["file"]
+    assert body == dataset_to_jsonl(BIG).encode()  # the progress wrapper changes nothing sent
+
+
+async def test_async_upload_progress_and_orphan_deletion(
+    api: respx.MockRouter, make_async_hub: MakeAsyncHub
+) -> None:
+    api.post("/files").mock(return_value=ok(FILE))
+    api.post("/fine_tuning/jobs").mock(return_value=error(400, "invalid n_epochs: 0"))
+    deleted = api.delete("/files/file-1").mock(return_value=ok(DELETED))
+    events: list[UploadProgress] = []
+    with pytest.raises(InvalidRequestError) as caught:
+        await make_async_hub().train(BIG, base_model="gpt-4o-mini", on_progress=events.append)
+    size = len(dataset_to_jsonl(BIG).encode())
+    assert events[-1] == UploadProgress("training", size, size, file_id="file-1")
+    assert len(events) >= 6
+    assert deleted.call_count == 1
+    assert str(caught.value).endswith("(deleted the uploaded file file-1)")
+
+
+def test_a_file_that_cannot_be_deleted_is_named_in_the_error(
+    api: respx.MockRouter, make_hub: MakeHub
+) -> None:
+    api.post("/files").mock(side_effect=[ok(FILE), ok({**FILE, "id": "file-2"})])
+    api.post("/fine_tuning/jobs").mock(return_value=error(400, "invalid n_epochs: 0"))
+    api.delete("/files/file-1").mock(return_value=ok(DELETED))
+    api.delete("/files/file-2").mock(return_value=error(404, "No such file"))
+    with pytest.raises(InvalidRequestError) as caught:
+        make_hub().train(DATASET, base_model="gpt-4o-mini", validation=DATASET)
+    assert str(caught.value).endswith(
+        "(deleted the uploaded file file-1; the uploaded file file-2 is left on the backend: "
+        "delete it there)"
+    )
 
 
 def test_a_rate_limited_create_is_retried(api: respx.MockRouter, make_hub: MakeHub) -> None:
@@ -314,7 +389,9 @@ def test_check_estimates_the_cost_from_the_price_table_and_config(make_hub: Make
     priced = make_hub(training_prices={"my-own": 7.5})
     assert priced.check_dataset(DATASET, base_model="my-own-model").price_per_million == 7.5
     too_few = TrainingDataset(DATASET.examples[:3], source="few.jsonl")
-    assert hub.check_dataset(too_few).problems == ("few.jsonl: 3 examples; at least 10 needed",)
+    assert hub.check_dataset(too_few, base_model="gpt-4o-mini").problems == (
+        "few.jsonl: 3 examples; at least 10 needed",
+    )
 
 
 def test_check_works_without_an_api_key(make_hub: MakeHub) -> None:

@@ -23,7 +23,7 @@ def test_images_go_as_data_urls_or_urls_with_the_detail_level(
     assert reply.text == "Two cats."
     assert reply.request_id == "req_123"
     body = sent(route)
-    assert body["model"] == "gpt-4o-mini"
+    assert body["model"] == "gpt-6-luna"
     (message,) = body["messages"]
     assert message["role"] == "user"
     text, first, second = message["content"]
@@ -40,11 +40,11 @@ def test_a_vision_model_can_be_set_apart_from_the_chat_model(
     api: respx.MockRouter, make_hub: MakeHub
 ) -> None:
     route = api.post("/chat/completions").mock(return_value=ok(completion()))
-    hub = make_hub(vision_model="gpt-4o")
+    hub = make_hub(vision_model="my-vision-model")
     hub.describe_image(Image.from_bytes(PNG))
-    assert sent(route)["model"] == "gpt-4o"
-    hub.describe_image(Image.from_bytes(PNG), model="gpt-4.1")
-    assert sent(route)["model"] == "gpt-4.1"
+    assert sent(route)["model"] == "my-vision-model"
+    hub.describe_image(Image.from_bytes(PNG), model="my-other-model")
+    assert sent(route)["model"] == "my-other-model"
 
 
 def test_a_structured_description_follows_the_schema(

@@ -271,17 +271,22 @@ class MemoryStore:
                 f"no dialogue {dialogue_id!r}", hint="list them with: modelport dialogues list"
             ) from None
 
-    def append(self, dialogue_id: str, message: Message) -> None:
+    def append(self, dialogue_id: str, *messages: Message) -> None:
+        if not messages:
+            return
         with self._lock:
             dialogue = self._get(dialogue_id)
             self._dialogues[dialogue_id] = attrs.evolve(
-                dialogue, messages=(*dialogue.messages, message)
+                dialogue, messages=(*dialogue.messages, *messages)
             )
-            self._updated[dialogue_id] = message.created_at or utcnow()
+            self._updated[dialogue_id] = messages[-1].created_at or utcnow()
 
-    def load_dialogue(self, dialogue_id: str) -> Dialogue:
+    def load_dialogue(self, dialogue_id: str, *, last: int | None = None) -> Dialogue:
         with self._lock:
-            return self._get(dialogue_id)
+            dialogue = self._get(dialogue_id)
+        if last is None:
+            return dialogue
+        return attrs.evolve(dialogue, messages=dialogue.messages[-last:] if last > 0 else ())
 
     def list_dialogues(
         self,
@@ -330,7 +335,8 @@ class FakeTrainer(_Script):
     """A trainer whose jobs move through ``progression`` one step per ``get_job``.
 
     Script an exception to make the next call (upload, start, ...) raise it. ``uploads`` keeps
-    every uploaded dataset.
+    every uploaded dataset (until ``delete_file`` deletes it). ``upload`` reports its progress
+    in two steps, half and all of the dataset's JSONL bytes.
     """
 
     #: Real trainers commonly want 10 examples or more; one is enough here.
@@ -353,11 +359,28 @@ class FakeTrainer(_Script):
         if isinstance(item, BaseException):
             raise item
 
-    def upload(self, dataset: TrainingDataset) -> str:
+    def upload(
+        self,
+        dataset: TrainingDataset,
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> str:
+        if on_progress is not None:
+            from ..training import dataset_to_jsonl
+
+            size = len(dataset_to_jsonl(dataset).encode("utf-8"))
+            on_progress(size // 2, size)
         self._raise_scripted(("upload", dataset))
+        if on_progress is not None:
+            on_progress(size, size)
         file_id = f"file-{next(self._ids)}"
         self.uploads[file_id] = dataset
         return file_id
+
+    def delete_file(self, file_id: str) -> None:
+        self._raise_scripted(("delete_file", file_id))
+        if self.uploads.pop(file_id, None) is None:
+            raise NotFoundError(f"no file {file_id}", backend="fake-training", status=404)
 
     def start(self, spec: JobSpec) -> TrainingJob:
         self._raise_scripted(("start", spec))

@@ -49,6 +49,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
+import attrs
 import pytest
 
 from ..async_hub import AsyncHub
@@ -84,6 +85,7 @@ from ..types import (
     TrainingDataset,
     TrainingExample,
     TrainingJob,
+    Usage,
     VisionRequest,
 )
 from . import TINY_PNG, FakeBackends, make_test_async_hub, make_test_hub
@@ -308,6 +310,49 @@ class StoreConformance(_Conformance):
         assert {r.job_id for r in store.list_jobs()} == {"ftjob/1 x", "ftjob-2"}
         assert isinstance(done.history[-1], StatusChange)
 
+    def test_a_turn_is_appended_whole_and_the_tail_can_be_read(self, backend_object: Any) -> None:
+        store = backend_object
+        info = store.create_dialogue()
+        for n in range(4):
+            question = _message("user", f"q{n}", 2 * n)
+            answer = attrs.evolve(
+                _message("assistant", f"a{n}", 2 * n + 1), model="m", usage=Usage(5, n)
+            )
+            store.append(info.id, question, answer)
+        loaded = store.load_dialogue(info.id)
+        assert [m.text for m in loaded.messages] == [
+            t for n in range(4) for t in (f"q{n}", f"a{n}")
+        ], "a turn's messages must be stored together, in order"
+        assert loaded.messages[-1].usage == Usage(5, 3), "the reply's usage was not kept"
+        for last in (0, 1, 3, 8, 20):
+            tail = store.load_dialogue(info.id, last=last)
+            assert tail.messages == loaded.messages[max(0, len(loaded.messages) - last) :], (
+                f"load_dialogue(last={last}) must give the last {last} messages"
+            )
+        (listed,) = store.list_dialogues().items
+        assert listed.message_count == 8, f"message_count is {listed.message_count}, not 8"
+        assert listed.updated_at == loaded.messages[-1].created_at
+
+    def test_concurrent_turns_into_one_dialogue_stay_paired(self, backend_object: Any) -> None:
+        store = backend_object
+        dialogue = store.create_dialogue().id
+
+        def write(n: int) -> None:
+            for i in range(self.appends_per_thread):
+                store.append(
+                    dialogue, Message("user", f"q{n}-{i}"), Message("assistant", f"a{n}-{i}")
+                )
+
+        workers = [threading.Thread(target=write, args=(n,)) for n in range(self.threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        texts = [m.text for m in store.load_dialogue(dialogue).messages]
+        assert len(texts) == 2 * self.threads * self.appends_per_thread
+        unpaired = [q for q, a in zip(texts[::2], texts[1::2], strict=True) if a != "a" + q[1:]]
+        assert not unpaired, f"{len(unpaired)} questions not followed by their own reply"
+
     def test_threads_appending_at_once_lose_and_interleave_nothing(
         self, backend_object: Any
     ) -> None:
@@ -358,8 +403,9 @@ class StoreConformance(_Conformance):
     def test_a_process_killed_mid_append_loses_only_that_append(
         self, backend_object: Any, tmp_path: Path
     ) -> None:
-        """A writer process is killed (SIGKILL) while appending, three times over: every
-        append it acknowledged is there, whole, with at most the one in flight beyond."""
+        """A writer process is killed (SIGKILL) while appending turns, three times over: every
+        turn it acknowledged is there, whole, with at most the one in flight beyond, and no
+        question is left without its reply."""
         if not self.persistent:
             pytest.skip("the store keeps nothing past its process (persistent = False)")
         if not hasattr(signal, "SIGKILL"):
@@ -396,11 +442,14 @@ class StoreConformance(_Conformance):
             writer.stdout.close()
             acknowledged += lines
             texts = [m.text for m in store.load_dialogue(dialogue).messages]
-            assert acknowledged <= len(texts) <= acknowledged + 1
-            for text in texts:
-                assert text.startswith("k"), f"damaged record {text!r}"
-                assert text.endswith("."), f"damaged record {text!r}"
-            acknowledged = len(texts)
+            assert len(texts) % 2 == 0, "a half turn was stored: a question without its reply"
+            turns = list(zip(texts[::2], texts[1::2], strict=True))
+            assert acknowledged <= len(turns) <= acknowledged + 1
+            for question, answer in turns:
+                assert question.startswith("k"), f"damaged record {question[:40]!r}"
+                assert question.endswith("?"), f"damaged record {question[-40:]!r}"
+                assert answer == question[:-1] + ".", f"half turn: {question[:20]}/{answer[:20]}"
+            acknowledged = len(turns)
 
     def _plugin_modules(self) -> list[tuple[str, str]] | None:
         """The plugins as importable module names, for the writer process."""
@@ -431,7 +480,8 @@ hub = make_test_hub(overrides=job["overrides"], plugins=plugins, env=job["env"])
 store = hub.backend("storage")
 n = 0
 while True:
-    store.append(job["dialogue"], Message("user", f"{job['prefix']}-{n}-" + "x" * 2000 + "."))
+    text = f"{job['prefix']}-{n}-" + "x" * 2000
+    store.append(job["dialogue"], Message("user", text + "?"), Message("assistant", text + "."))
     print(n, flush=True)
     n += 1
 """

@@ -1,0 +1,244 @@
+"""Turns, with both hubs: stored whole and paired under concurrency, the reply kept when the
+store fails, a continued dialogue keeping its assistant, and the history window."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import modelport_jsonfile
+from modelport import AsyncHub, Hub, Message
+from modelport.errors import (
+    InvalidInputError,
+    InvalidRequestError,
+    ReplyNotStoredError,
+    StorageError,
+)
+from modelport.testing import FakeBackends, make_test_async_hub, make_test_hub
+
+SUPPORT = {
+    "support": {
+        "model": "support-model",
+        "instructions": "You are kind.",
+        "options": {"temperature": 0.1},
+        "history": {"max_messages": 4},
+    },
+    "terse": {"instructions": "Be terse.", "history": {"max_tokens": 6}},
+}
+
+
+def _jsonfile(tmp_path: Path) -> dict[str, Any]:
+    return {
+        "overrides": {
+            "capabilities": {"storage": "jsonfile"},
+            "backends": {"jsonfile": {"root": str(tmp_path / "store")}},
+            "assistants": SUPPORT,
+        },
+        "plugins": [("jsonfile", modelport_jsonfile)],
+    }
+
+
+@pytest.fixture(params=["sync", "async"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def build(kind: str, fakes: FakeBackends | None = None, **kwargs: Any) -> Hub | AsyncHub:
+    kwargs.setdefault("overrides", {"assistants": SUPPORT})
+    if kind == "sync":
+        return make_test_hub(fakes, **kwargs)
+    return make_test_async_hub(fakes, **kwargs)
+
+
+def run(value: Any) -> Any:
+    """The value, or the awaited result when a hub method returned a coroutine."""
+    if inspect.isawaitable(value):
+
+        async def wait() -> Any:
+            return await value
+
+        return asyncio.run(wait())
+    return value
+
+
+def _unpaired(messages: tuple[Message, ...]) -> list[str]:
+    texts = [m.text for m in messages]
+    assert len(texts) % 2 == 0, "a half turn was stored"
+    return [q for q, a in zip(texts[::2], texts[1::2], strict=True) if a != f"echo: {q}"]
+
+
+# --- whole and paired -------------------------------------------------------------------------
+
+
+def test_8_threads_asking_into_one_dialogue_keep_every_question_with_its_reply(
+    tmp_path: Path,
+) -> None:
+    with make_test_hub(**_jsonfile(tmp_path)) as hub:
+        dialogue = hub.ask("start").dialogue_id
+
+        def asker(n: int) -> None:
+            for i in range(25):
+                hub.ask(f"t{n}-{i}", dialogue=dialogue)
+
+        threads = [threading.Thread(target=asker, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        messages = hub.dialogue(dialogue).messages
+    assert len(messages) == 2 * (1 + 8 * 25)
+    assert _unpaired(messages) == []
+
+
+def test_100_concurrent_async_asks_into_one_dialogue_stay_paired(tmp_path: Path) -> None:
+    async def main() -> tuple[Message, ...]:
+        async with make_test_async_hub(**_jsonfile(tmp_path)) as hub:
+            dialogue = (await hub.ask("start")).dialogue_id
+            await asyncio.gather(*(hub.ask(f"a{n}", dialogue=dialogue) for n in range(100)))
+            return (await hub.dialogue(dialogue)).messages
+
+    messages = asyncio.run(main())
+    assert len(messages) == 2 * 101
+    assert _unpaired(messages) == []
+
+
+def test_the_turn_is_one_store_call_with_the_reply_usage_and_model(kind: str) -> None:
+    fakes = FakeBackends()
+    hub = build(kind, fakes)
+    answer = run(hub.ask("Hello"))
+    question, reply = run(hub.dialogue(answer.dialogue_id)).messages
+    assert (question.role, reply.role) == ("user", "assistant")
+    assert reply.usage == answer.reply.usage
+    assert reply.model == answer.reply.model
+    assert reply.sentiment == answer.sentiment
+
+
+# --- the reply is never lost ------------------------------------------------------------------
+
+
+def _failing_store(fakes: FakeBackends, error: Exception) -> None:
+    def append(dialogue_id: str, *messages: Message) -> None:
+        raise error
+
+    fakes.store.append = append  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        StorageError("cannot append to the dialogue: No space left on device", path="/s/d.jsonl"),
+        OSError(28, "No space left on device"),  # a third-party store's raw error
+    ],
+)
+def test_a_store_failure_after_the_reply_hands_the_reply_over(kind: str, error: Exception) -> None:
+    fakes = FakeBackends()
+    hub = build(kind, fakes)
+    first = run(hub.ask("first"))
+    _failing_store(fakes, error)
+    fakes.chat.script("the paid answer")
+    with pytest.raises(ReplyNotStoredError) as caught:
+        run(hub.ask("second", dialogue=first.dialogue_id))
+    exc = caught.value
+    assert exc.reply.text == "the paid answer"  # type: ignore[attr-defined]
+    assert exc.dialogue_id == first.dialogue_id
+    assert exc.__cause__ is error
+    assert "No space left on device" in str(exc)
+    assert "\n" not in str(exc)
+    assert isinstance(exc, StorageError)
+
+
+def test_a_streamed_reply_the_store_cannot_keep_is_handed_over(kind: str) -> None:
+    fakes = FakeBackends()
+    hub = build(kind, fakes)
+    _failing_store(fakes, StorageError("disk full", path="/s"))
+    fakes.chat.script("streamed words")
+    if isinstance(hub, Hub):
+        stream = hub.stream("q")
+        with pytest.raises(ReplyNotStoredError) as caught:
+            list(stream)
+    else:
+
+        async def consume() -> None:
+            stream = await hub.stream("q")
+            async for _ in stream:
+                pass
+
+        with pytest.raises(ReplyNotStoredError) as caught:
+            asyncio.run(consume())
+    assert caught.value.reply.text == "streamed words"  # type: ignore[attr-defined]
+
+
+def test_a_failed_sentiment_costs_the_reply_nothing(kind: str) -> None:
+    fakes = FakeBackends()
+    hub = build(kind, fakes)
+    fakes.sentiment.script(InvalidRequestError("refused", backend="fake-sentiment"))
+    answer = run(hub.ask("Hello"))
+    assert answer.sentiment is None
+    assert [m.text for m in run(hub.dialogue(answer.dialogue_id)).messages] == [
+        "Hello", "echo: Hello"
+    ]  # fmt: skip
+
+
+# --- the dialogue's assistant, and the window ---------------------------------------------------
+
+
+def test_continuing_a_dialogue_keeps_its_assistant(kind: str) -> None:
+    fakes = FakeBackends()
+    hub = build(kind, fakes)
+    first = run(hub.ask("Hi", assistant="support"))
+    answer = run(hub.ask("And then?", dialogue=first.dialogue_id))
+    request = fakes.chat.calls[-1]
+    assert request.messages[0] == Message("system", "You are kind.")
+    assert request.model == "support-model"
+    assert request.options.temperature == 0.1
+    assert answer.assistant == "support"
+
+
+def test_the_history_window_sends_the_latest_whole_turns(kind: str) -> None:
+    fakes = FakeBackends()
+    hub = build(kind, fakes)
+    dialogue = run(hub.ask("q0", assistant="support")).dialogue_id
+    for n in range(1, 6):
+        run(hub.ask(f"q{n}", dialogue=dialogue))
+    sent = [m.text for m in fakes.chat.calls[-1].messages]
+    assert sent == ["You are kind.", "q3", "echo: q3", "q4", "echo: q4", "q5"]
+    assert len(run(hub.dialogue(dialogue)).messages) == 12  # all of it stays stored
+
+
+def test_the_window_by_tokens_never_opens_on_a_reply(kind: str) -> None:
+    fakes = FakeBackends()
+    hub = build(kind, fakes)
+    dialogue = run(hub.ask("q" * 8, assistant="terse")).dialogue_id
+    run(hub.ask("x" * 8, dialogue=dialogue))
+    run(hub.ask("last", dialogue=dialogue))
+    sent = [m.text for m in fakes.chat.calls[-1].messages]
+    # 6 tokens fit "echo: xxxxxxxx" (4) but not "xxxxxxxx" (3) too: the reply alone is dropped
+    assert sent == ["Be terse.", "last"]
+
+
+def test_a_blank_question_is_refused_before_anything_is_sent(kind: str) -> None:
+    fakes = FakeBackends()
+    hub = build(kind, fakes)
+    for text in ("", "   \n\t"):
+        with pytest.raises(InvalidInputError, match="empty"):
+            run(hub.ask(text))
+    with pytest.raises(InvalidInputError, match="character 3 is half of a surrogate pair"):
+        run(hub.ask("ab\udc80c"))
+    assert fakes.chat.calls == []
+    assert run(hub.dialogues()).total == 0
+
+
+def test_training_from_dialogues_skips_a_damaged_one(tmp_path: Path, kind: str) -> None:
+    hub = build(kind, **_jsonfile(tmp_path))
+    good = run(hub.ask("good question")).dialogue_id
+    bad = run(hub.ask("bad question")).dialogue_id
+    with (tmp_path / "store" / "dialogues" / f"{bad}.jsonl").open("ab") as file:
+        file.write(b"not json\n")
+    dataset = run(hub.dialogue_dataset())
+    assert [e.messages[-1].text for e in dataset.examples] == ["echo: good question"]
+    assert good
