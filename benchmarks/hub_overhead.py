@@ -57,8 +57,8 @@ def main() -> None:
 
     chat = per_call_us(lambda: fakes.chat.complete(request), n)
     ask = per_call_us(lambda: hub.ask("hello"), n // 10)
-    print(f"chat: backend alone {chat:6.2f} us, hub.ask (chat + sentiment + 3 store calls) "
-          f"{ask:6.2f} us")  # fmt: skip
+    print(f"chat: backend alone {chat:6.2f} us, hub.ask (chat, sentiment, create, append "
+          f"the turn) {ask:6.2f} us")  # fmt: skip
 
     async def run_async() -> None:
         ahub = make_test_async_hub(fakes)
