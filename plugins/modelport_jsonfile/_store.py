@@ -440,7 +440,8 @@ class JsonFileStore:
                 header, start = self._header(fd, path)
                 messages = self._messages(fd, path, start, end) + list(extra)
             else:
-                header, messages = self._latest(dialogue_id, fd, path, stat, end, last)
+                wanted = max(0, last - len(extra))  # a newline-less last record counts too
+                header, messages = self._latest(dialogue_id, fd, path, stat, end, wanted)
                 messages = (messages + list(extra))[max(0, len(messages) + len(extra) - last) :]
         return Dialogue(
             id=dialogue_id,
