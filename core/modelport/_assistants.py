@@ -11,7 +11,6 @@ them to a config file atomically, refusing to replace a profile unless told to.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -22,6 +21,9 @@ from typing import Any
 
 import attrs
 
+from ._files import write_atomic
+from ._json import json_kind, reject_constant
+from ._text import invalid_unicode
 from .config import AssistantProfile
 from .errors import InvalidInputError
 
@@ -57,16 +59,6 @@ def _fail(path: str, where: str | None, what: str, hint: str | None = None) -> I
     return InvalidInputError(prefix + what, hint=hint)
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return {str: "a string", list: "an array", dict: "an object", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
-
-
 def _entries(path: str, data: Any) -> Iterator[tuple[str, Any, str | None]]:
     """``(where, entry, key)`` for each assistant in the file's data."""
     if isinstance(data, dict) and isinstance(data.get("data"), list):
@@ -82,19 +74,11 @@ def _entries(path: str, data: Any) -> Iterator[tuple[str, Any, str | None]]:
         for key, entry in data.items():
             yield f"entry {key!r}", entry, key
     else:
-        raise _fail(path, None, f"{_SHAPE_HINT}, not {_kind(data)}")
+        raise _fail(path, None, f"{_SHAPE_HINT}, not {json_kind(data)}")
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^\w]+", "-", text.strip().lower()).strip("-_")
-
-
-def _text_ok(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _field(path: str, where: str, entry: Mapping[str, Any], key: str, kinds: Any) -> Any:
@@ -102,8 +86,8 @@ def _field(path: str, where: str, entry: Mapping[str, Any], key: str, kinds: Any
     if value is None:
         return None
     if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-        wanted = " or ".join(dict.fromkeys(_kind(k()) for k in kinds))
-        raise _fail(path, where, f"{key!r} must be {wanted}, not {_kind(value)}")
+        wanted = " or ".join(dict.fromkeys(json_kind(k()) for k in kinds))
+        raise _fail(path, where, f"{key!r} must be {wanted}, not {json_kind(value)}")
     return value
 
 
@@ -129,15 +113,11 @@ def _has_null(value: Any) -> bool:
     return False
 
 
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
 def _one(path: str, where: str, entry: Any, key: str | None) -> Imported:
     if not isinstance(entry, dict):
-        raise _fail(path, where, f"an assistant is a JSON object, not {_kind(entry)}")
+        raise _fail(path, where, f"an assistant is a JSON object, not {json_kind(entry)}")
     for text in _strings(entry):
-        if not _text_ok(text):
+        if invalid_unicode(text, escaped_bytes=False):
             raise _fail(path, where, "holds a lone surrogate (a \\ud800-style escape), not text")
     name = _field(path, where, entry, "name", (str,))
     assistant_id = _field(path, where, entry, "id", (str,))
@@ -219,7 +199,7 @@ def read_assistants(path: str) -> list[Imported]:
     except OSError as exc:
         raise _fail(path, None, f"cannot read the file ({exc.strerror or exc})") from None
     try:
-        data = json.loads(raw.decode("utf-8-sig"), parse_constant=_not_json)
+        data = json.loads(raw.decode("utf-8-sig"), parse_constant=reject_constant)
     except UnicodeDecodeError as exc:
         raise _fail(path, None, f"not valid JSON: byte {exc.start + 1} is not UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -401,21 +381,29 @@ def add_to_config(
 
 
 def _replace(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory, so that a
-    reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write ``text`` to ``path`` whole (see :func:`write_atomic`), making its directory when
+    it has none.
+
+    :raises InvalidInputError: naming the file, when its directory cannot be made or the file
+        cannot be written; the file is then as it was.
+    """
+    parent = path.parent
     try:
-        with tmp.open("w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            with contextlib.suppress(OSError):
-                os.chmod(tmp, path.stat().st_mode & 0o7777)
-        tmp.replace(path)
+        parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        found = next((p for p in (parent, *parent.parents) if os.path.lexists(p)), parent)
+        if os.path.isdir(found):
+            why = f"cannot make its directory {parent} ({exc.strerror or exc})"
+        else:
+            why = f"cannot make its directory: {found} is not a directory"
+        raise InvalidInputError(
+            f"{path}: {why}",
+            hint="pick a config file in a directory that exists or can be made; nothing was "
+            "changed",
+        ) from None
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
         raise InvalidInputError(
             f"{path}: cannot write the config file ({exc.strerror or exc})",
             hint="check the directory is writable; nothing was changed",

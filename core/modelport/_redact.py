@@ -160,8 +160,17 @@ def _redact_url(match: re.Match[str]) -> str:
     return f"{scheme}{sep}{authority}{tail}"
 
 
+#: Values that stand for a secret in a hint rather than being one: ``KEY=...``, ``$KEY``, ...
+_PLACEHOLDER = re.compile(r"^(?:\.{3}|…|\$\{?\w+\}?|<[^>]*>?|\*+)\.?$")
+
+
 def _redact_pair(match: re.Match[str]) -> str:
-    if not is_secret_name(match["name"], words=_QUERY_WORDS) or match["value"].startswith(MASK):
+    value = match["value"]
+    if (
+        not is_secret_name(match["name"], words=_QUERY_WORDS)
+        or value.startswith(MASK)
+        or _PLACEHOLDER.match(value)
+    ):
         return match.group(0)
     return f"{match['name']}{match['sep']}{MASK}"
 

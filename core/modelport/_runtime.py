@@ -7,6 +7,7 @@ retry policy, structured logs bound to the call, and the observer hooks.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import threading
 import time
@@ -50,6 +51,43 @@ ASYNC_PROTOCOLS: dict[Capability, type[Any]] = {
     Capability.VISION: AsyncVisionBackend,
     Capability.TRAINING: AsyncTrainer,
 }
+
+
+def _parameters(method: Any) -> list[inspect.Parameter] | None:
+    try:
+        return list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):  # unreadable: given the benefit of the doubt
+        return None
+
+
+def _takes_more(method: Any) -> bool:
+    """Whether ``method`` takes any number of positional arguments (``*args``)."""
+    parameters = _parameters(method)
+    return parameters is None or any(p.kind is p.VAR_POSITIONAL for p in parameters)
+
+
+def _takes_keyword(method: Any, name: str) -> bool:
+    """Whether ``method`` can be called with the keyword argument ``name``."""
+    parameters = _parameters(method)
+    return parameters is None or any(
+        p.kind is p.VAR_KEYWORD
+        or (p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        for p in parameters
+    )
+
+
+def _outdated(capability: Capability, backend: object) -> list[str]:
+    """What a backend's methods lack that the current protocol asks of them (signatures the
+    ``isinstance`` check of a runtime protocol cannot see)."""
+    if capability is not Capability.STORAGE:
+        return []
+    store: Any = backend
+    problems = []
+    if not _takes_more(store.append):
+        problems.append("append(dialogue_id, *messages) must take a whole turn")
+    if not _takes_keyword(store.load_dialogue, "last"):
+        problems.append("load_dialogue(dialogue_id, *, last=None) must take last=")
+    return problems
 
 
 @attrs.frozen
@@ -141,6 +179,13 @@ class Runtime:
             raise PluginError(
                 f"backend {spec.name!r} claims {capability.value} but lacks {', '.join(missing)}",
                 plugin=spec.plugin,
+            )
+        if outdated := _outdated(capability, backend):
+            raise PluginError(
+                f"backend {spec.name!r} implements an older {capability.value} protocol: "
+                f"{'; '.join(outdated)}",
+                plugin=spec.plugin,
+                hint="update the plugin (see modelport.backends and its conformance suite)",
             )
         return spec.name, backend
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from ._redact import redact_data
+from ._redact import redact, redact_data
 from .config import EffectiveSetting, Settings
 from .errors import ModelportError
 from .registry import BackendRegistry
@@ -256,8 +256,9 @@ def _masked(rows: list[Shown]) -> list[Shown]:
         found: Any = clean
         for key in row.path:
             found = found.get(key) if isinstance(found, Mapping) else None
-        if found == row.value or not isinstance(row.value, str | list | dict):
-            masked.append(row)  # flags and numbers are no secrets, whatever their key
-        else:
-            masked.append(attrs.evolve(row, value=found))
+        value = row.value
+        if found != value and isinstance(value, str | list | dict):
+            value = found  # flags and numbers are no secrets, whatever their key
+        error = redact(row.error) if row.error else row.error
+        masked.append(attrs.evolve(row, value=value, error=error))
     return masked

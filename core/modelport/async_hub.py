@@ -28,6 +28,7 @@ from .hub import (
     _dialogue_assistant,
     _HubBase,
     _images,
+    _job_not_recorded,
     _learnt,
     _loader,
     _new_record,
@@ -137,6 +138,7 @@ class AsyncHub(_HubBase):
     ) -> tuple[_Turn, str, Any]:
         assistant, history = await self._history(dialogue, assistant)
         name, chat = self._rt.backend(Capability.CHAT, self.assistant(assistant).backend)
+        self._store()  # a store that cannot be used fails now, before the paid call
         images = list(images)
         prepared = await asyncio.to_thread(_images, self.settings, chat, images) if images else []
         turn = _prepare_turn(
@@ -172,7 +174,7 @@ class AsyncHub(_HubBase):
         if self._rt.available(Capability.SENTIMENT):
             try:
                 sentiment = await self.analyze(reply.text)
-            except ModelportError as exc:
+            except Exception as exc:  # a plugin's own error too: the reply is paid for
                 _quietly("reply_sentiment_failed", exc)
         dialogue_id = await asyncio.to_thread(_store_turn, self._rt, turn, reply, sentiment)
         return Answer(reply, dialogue_id, sentiment=sentiment, assistant=turn.assistant)
@@ -383,11 +385,15 @@ class AsyncHub(_HubBase):
         )
 
     async def _save_record(self, record: JobRecord) -> None:
+        """See :meth:`modelport.Hub._save_record`."""
         if self._rt.available(Capability.STORAGE):
             name, store = self._store()
-            await self._thread(
-                Call(Capability.STORAGE, name, "save_job"), partial(store.save_job, record)
-            )
+            try:
+                await self._thread(
+                    Call(Capability.STORAGE, name, "save_job"), partial(store.save_job, record)
+                )
+            except Exception as exc:
+                _job_not_recorded(record, exc)
 
     async def _record(self, job_id: str) -> JobRecord | None:
         if not self._rt.available(Capability.STORAGE):

@@ -23,10 +23,14 @@ import attrs
 import click
 
 from ._assistants import add_to_config, read_assistants, to_toml, toml_key
+from ._files import write_atomic
+from ._json import json_kind, json_text, reject_constant
 from ._progress import JobProgress, UploadDisplay
 from ._settings_view import assistant_rows, effective_settings, source_text
+from ._text import invalid_unicode
 from .config import Settings, find_config_file, load_settings
 from .errors import (
+    _LINE_BREAKS,
     InvalidInputError,
     ModelportError,
     ReplyNotStoredError,
@@ -34,7 +38,7 @@ from .errors import (
     WaitTimeoutError,
 )
 from .hub import Hub
-from .logs import configure_cli_logging
+from .logs import configure_cli_logging, redact
 from .serialization import converter
 from .training import (
     CsvColumns,
@@ -74,10 +78,6 @@ class CliState:
             self._hub.close()
 
 
-#: Characters that end a line for ``str.splitlines`` (and for some terminals).
-_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
-
-
 def _one_line(text: str) -> str:
     """``text`` as one printable line: line breaks shown as escapes, and what no encoding can
     write (lone surrogates, from bytes that were not UTF-8) as ``\\udcff``-style escapes."""
@@ -86,7 +86,7 @@ def _one_line(text: str) -> str:
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {_one_line(message)}", err=True)
+    click.echo(f"error: {_one_line(redact(message))}", err=True)
     sys.exit(code)
 
 
@@ -102,18 +102,12 @@ def _check_text(value: str, what: str) -> str:
 
     :raises InvalidInputError: naming ``what`` and the first bad character.
     """
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        code = ord(value[exc.start])
-        if 0xDC80 <= code <= 0xDCFF:  # how Python carries a byte that was not UTF-8
-            detail = f"byte 0x{code - 0xDC00:02x} (character {exc.start + 1}) is not UTF-8"
-        else:
-            detail = f"character {exc.start + 1} is a lone surrogate (U+{code:04X})"
+    detail = invalid_unicode(value)
+    if detail:
         raise InvalidInputError(
             f"{what} is not valid text: {detail}",
             hint="check that the terminal or the input uses UTF-8, e.g. LANG=C.UTF-8",
-        ) from None
+        )
     return value
 
 
@@ -367,10 +361,6 @@ def describe(
         click.echo(reply.text)
 
 
-def _not_json_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
 def _read_schema(path: str) -> dict[str, Any]:
     """The JSON schema in the file at ``path``.
 
@@ -389,7 +379,7 @@ def _read_schema(path: str) -> dict[str, Any]:
             f"{path}: not a JSON schema: byte {exc.start + 1} is not UTF-8", hint=hint
         ) from None
     try:
-        data = json.loads(text, parse_constant=_not_json_constant)
+        data = json.loads(text, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
         what = f"invalid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg})"
         raise InvalidInputError(f"{path}: not a JSON schema: {what}", hint=hint) from None
@@ -400,11 +390,9 @@ def _read_schema(path: str) -> dict[str, Any]:
     except ValueError as exc:  # NaN, Infinity; an integer too long to read
         raise InvalidInputError(f"{path}: not a JSON schema: {exc}", hint=hint) from None
     if not isinstance(data, dict):
-        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-            type(data), "a number"
-        )
         raise InvalidInputError(
-            f"{path}: not a JSON schema: the file holds {kind}, not an object", hint=hint
+            f"{path}: not a JSON schema: the file holds {json_kind(data)}, not an object",
+            hint=hint,
         )
     return data
 
@@ -507,7 +495,7 @@ def dialogues_export(
         )
         text = dataset_to_jsonl(dataset)
     else:
-        text = json.dumps(converter.unstructure(found), indent=2, ensure_ascii=False) + "\n"
+        text = json_text(converter.unstructure(found), indent=2) + "\n"
     if output:
         _write_atomic(Path(output), text)
         click.echo(f"wrote {len(found)} dialogue(s) to {output}", err=True)
@@ -516,13 +504,10 @@ def dialogues_export(
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        _fail(f"{path}: cannot write ({exc.strerror})")
+        _fail(f"{path}: cannot write ({exc.strerror or exc})")
 
 
 @dialogues.command("delete")

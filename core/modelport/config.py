@@ -243,8 +243,9 @@ class HistoryWindow:
     stored whole. A longer window costs more tokens per ask and, past the model's context,
     fails; a shorter one forgets sooner.
 
-    :ivar max_messages: at most this many of the latest messages (``0``: none); unset, no
-        limit by count (and a long dialogue is then read whole for every ask).
+    :ivar max_messages: at most this many of the latest messages (``0``: none). To send a
+        whole dialogue, set a number larger than any dialogue (the store then reads all of
+        it for every ask); in Python, ``None`` means no limit.
     :ivar max_tokens: at most this many estimated tokens of history (4 characters a token);
         unset, no limit by tokens.
     """

@@ -35,6 +35,8 @@ from typing import Any
 
 import attrs
 
+from ._json import json_text
+from ._text import invalid_unicode
 from .errors import ConfigError, TrainingDataError
 from .types import ROLES, Message, TrainingDataset, TrainingExample
 
@@ -114,19 +116,6 @@ def _read(path: Path) -> str:
     return _decode(path, raw)
 
 
-def _unicode_problem(text: str) -> str | None:
-    """What makes ``text`` unfit to write as UTF-8 (a lone surrogate, which JSON can spell as
-    ``"\\ud800"``), or ``None``."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return (
-            f"holds a lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start + 1}, "
-            "which is not text"
-        )
-    return None
-
-
 # --- JSONL -----------------------------------------------------------------------------------
 
 
@@ -152,9 +141,11 @@ def _jsonl_example(row: Any, where: str, problems: list[str]) -> TrainingExample
         if not isinstance(content, str):
             problems.append(f"{where}: message {index} ({role}) needs a string 'content'")
             return None
-        bad_text = _unicode_problem(content)
+        bad_text = invalid_unicode(content, escaped_bytes=False)  # a "\\ud800" in the JSON
         if bad_text:
-            problems.append(f"{where}: message {index} ({role}): the content {bad_text}")
+            problems.append(
+                f"{where}: message {index} ({role}): the content is not text: {bad_text}"
+            )
             return None
         weight = item.get("weight", 1)
         if (
@@ -472,9 +463,6 @@ def dataset_to_jsonl(dataset: TrainingDataset) -> str:
             {"role": m.role, "content": m.text, **({"weight": 0} if i in context else {})}
             for i, m in enumerate(example.messages)
         ]
-        line = json.dumps({"messages": messages}, ensure_ascii=False)
-        if _unicode_problem(line):
-            line = json.dumps({"messages": messages})
-        out.write(line)
+        out.write(json_text({"messages": messages}))
         out.write("\n")
     return out.getvalue()

@@ -67,6 +67,10 @@ __all__ = [
 ]
 
 
+#: Characters that end a line (for ``str.splitlines`` or a terminal), shown as escapes.
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
 class ModelportError(Exception):
     """Root of every error modelport raises on purpose.
 
@@ -80,9 +84,8 @@ class ModelportError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message} ({self.hint})"
-        return self.message
+        text = f"{self.message} ({self.hint})" if self.hint else self.message
+        return text.translate(_LINE_BREAKS)  # one line, whatever a record or a server held
 
 
 # --- configuration and plugins --------------------------------------------------------------
@@ -313,7 +316,8 @@ class ReplyNotStoredError(StorageError):
             message, hint = f"{type(cause).__name__}: {cause}", None
         super().__init__(  # the cause's message names its path and line already
             f"the reply was received but not stored: {message}",
-            hint=hint or "the reply is shown above; fix the store and ask again to keep it",
+            hint=hint
+            or "fix the store, then ask again to keep the turn (the reply is kept on this error)",
         )
         self.path = getattr(cause, "path", None)
         self.line = getattr(cause, "line", None)

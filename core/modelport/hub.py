@@ -19,6 +19,7 @@ from typing import Any, Self, TypeVar
 import attrs
 
 from ._runtime import Call, Runtime
+from ._text import invalid_unicode
 from .config import AssistantProfile, HistoryWindow, Settings, load_settings
 from .errors import (
     BackendError,
@@ -34,7 +35,7 @@ from .errors import (
     WaitTimeoutError,
 )
 from .images import ImageSource, load_image, prepare_image
-from .logs import get_logger
+from .logs import get_logger, redact_exception
 from .plugins import Plugins, make_plugins
 from .training import (
     MIN_EXAMPLES,
@@ -120,14 +121,11 @@ def _prepare_turn(
         raise InvalidInputError(
             "the question is empty", hint="ask something, or attach an image; nothing was sent"
         )
-    try:
-        user.text.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a lone surrogate: text no backend or file can take
+    if detail := invalid_unicode(user.text):  # text no backend or file can take
         raise InvalidInputError(
-            f"the question is not valid Unicode (character {exc.start + 1} is half of a "
-            "surrogate pair)",
+            f"the question is not valid Unicode: {detail}",
             hint="decode the text as UTF-8 before asking; nothing was sent",
-        ) from None
+        )
     messages = [Message("system", profile.instructions)] if profile.instructions else []
     messages += [m for m in history if m.role != "system" or not profile.instructions]
     messages.append(user)
@@ -257,31 +255,58 @@ def _store_turn(rt: Runtime, turn: _Turn, reply: Reply, sentiment: Sentiment | N
     :raises ReplyNotStoredError: carrying the reply, whatever the store failed with.
     """
     answer = _answer_message(reply, sentiment)
+    dialogue_id, created = turn.dialogue_id, False
     try:
         store_name, store = rt.backend(Capability.STORAGE)
-        dialogue_id = turn.dialogue_id
         if dialogue_id is None:
             title = turn.user.text[:80] or None
             info = rt.call(
                 Call(Capability.STORAGE, store_name, "create_dialogue"),
                 lambda: store.create_dialogue(assistant=turn.assistant, title=title),
             )[0]
-            dialogue_id = info.id
+            dialogue_id, created = info.id, True
         rt.call(
             Call(Capability.STORAGE, store_name, "append", dialogue_id=dialogue_id),
             lambda: store.append(dialogue_id, turn.user, answer),
             request=Turn((turn.user, answer)),
         )
     except Exception as exc:  # whatever the store did, the paid reply goes back to the caller
+        if created and _deleted(store, dialogue_id):  # no empty dialogue is left behind
+            dialogue_id = None
+        redact_exception(exc)
         raise ReplyNotStoredError(
-            exc, reply=reply, sentiment=sentiment, dialogue_id=turn.dialogue_id
+            exc, reply=reply, sentiment=sentiment, dialogue_id=dialogue_id
         ) from exc
     return dialogue_id
 
 
-def _quietly(what: str, error: ModelportError) -> None:
-    """Log a failure that must not cost the caller a reply already paid for, or a listing."""
-    get_logger().warning(what, error=str(error))
+def _deleted(store: Any, dialogue_id: str | None) -> bool:
+    """Delete a dialogue created for a turn that could not be stored; whether that worked."""
+    try:
+        store.delete_dialogue(dialogue_id)
+    except Exception as exc:  # the store is failing already: the error names the dialogue
+        get_logger().warning("empty_dialogue_left", dialogue_id=dialogue_id, error=str(exc))
+        return False
+    return True
+
+
+def _quietly(what: str, error: Exception, **details: Any) -> None:
+    """Log a failure that must not cost the caller a reply or a job already paid for, nor a
+    whole listing."""
+    if not isinstance(error, ModelportError):
+        redact_exception(error)  # in place
+        details["error_type"] = type(error).__name__
+    get_logger().warning(what, error=str(error), **details)
+
+
+def _job_not_recorded(record: JobRecord, error: Exception) -> None:
+    _quietly(
+        "job_record_not_saved",
+        error,
+        job_id=record.job_id,
+        hint=f"the job runs on {record.backend}; follow it with: modelport jobs show "
+        f"{record.job_id} (the store could not keep its record)",
+    )
 
 
 def _loader(store: Any, dialogue_id: str, last: int | None) -> Callable[[], Dialogue]:
@@ -700,6 +725,7 @@ class Hub(_HubBase):
     ) -> tuple[_Turn, str, Any]:
         assistant, history = self._history(dialogue, assistant)
         name, chat = self._rt.backend(Capability.CHAT, self.assistant(assistant).backend)
+        self._store()  # a store that cannot be used fails now, before the paid call
         turn = _prepare_turn(
             self.settings,
             history,
@@ -740,7 +766,7 @@ class Hub(_HubBase):
         if self._rt.available(Capability.SENTIMENT):
             try:
                 sentiment = self.analyze(reply.text)
-            except ModelportError as exc:
+            except Exception as exc:  # a plugin's own error too: the reply is paid for
                 _quietly("reply_sentiment_failed", exc)
         dialogue_id = _store_turn(self._rt, turn, reply, sentiment)
         return Answer(reply, dialogue_id, sentiment=sentiment, assistant=turn.assistant)
@@ -975,9 +1001,16 @@ class Hub(_HubBase):
         )
 
     def _save_record(self, record: JobRecord) -> None:
+        """Keep the record of a job; a store that cannot is logged, never raised: the job
+        runs (and bills) whether or not its record is kept."""
         if self._rt.available(Capability.STORAGE):
             name, store = self._store()
-            self._run(Call(Capability.STORAGE, name, "save_job"), lambda: store.save_job(record))
+            try:
+                self._run(
+                    Call(Capability.STORAGE, name, "save_job"), lambda: store.save_job(record)
+                )
+            except Exception as exc:
+                _job_not_recorded(record, exc)
 
     def _record(self, job_id: str) -> JobRecord | None:
         if not self._rt.available(Capability.STORAGE):

@@ -24,6 +24,8 @@ import binascii
 import io
 import math
 import os
+import re
+import threading
 import time
 import warnings
 from collections.abc import Callable, Collection, Iterator
@@ -292,14 +294,32 @@ def _describe_bytes(data: bytes) -> str:
     return f"starts with bytes {head.hex(' ')}"
 
 
+#: The filter :func:`_quiet_pillow` adds, as it stands in ``warnings.filters``.
+_PILLOW_FILTER = ("ignore", None, Warning, re.compile(r"PIL\."), 0)
+_filter_lock = threading.Lock()
+
+
+def _quiet_pillow() -> None:
+    """Ignore the warnings Pillow's own modules raise, for good: it warns about odd but
+    readable files (corrupt EXIF, a bomb under its own limit), the checks here decide, and a
+    host running with ``-W error`` must not see a traceback.
+
+    One filter, added to ``warnings.filters`` the first time (and again should something
+    reset the filters); never ``warnings.catch_warnings``, which swaps the process's filters
+    and, entered by two threads at once, can leave them swapped. Pillow's deprecation
+    warnings about a caller's code are raised in that caller's module, so they still show.
+    """
+    if _PILLOW_FILTER not in warnings.filters:
+        with _filter_lock:
+            if _PILLOW_FILTER not in warnings.filters:
+                warnings.filterwarnings("ignore", module=_PILLOW_FILTER[3].pattern)
+
+
 def _normalise(
     data: bytes, source: str, settings: ImageSettings, accepted: frozenset[str]
 ) -> Image:
-    # Pillow warns about odd but readable files (corrupt EXIF, a bomb under its own limit);
-    # the checks here decide, and a host running with -W error must not see a traceback
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _normalised(_open(data, source, settings), data, source, settings, accepted)
+    _quiet_pillow()
+    return _normalised(_open(data, source, settings), data, source, settings, accepted)
 
 
 @contextmanager

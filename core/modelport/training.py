@@ -19,9 +19,9 @@ from typing import Any, TypeAlias
 
 import attrs
 
+from ._text import invalid_unicode
 from .datasets import (
     CsvColumns,
-    _unicode_problem,
     dataset_to_jsonl,
     load_csv,
     load_dataset,
@@ -166,9 +166,9 @@ def _shape_problems(example: TrainingExample, where: str) -> list[str]:
     for index, message in enumerate(example.messages, start=1):
         if not message.text.strip():
             problems.append(f"{where}: message {index} ({message.role}) is empty")
-        bad_text = _unicode_problem(message.text)
+        bad_text = invalid_unicode(message.text, escaped_bytes=False)
         if bad_text:
-            problems.append(f"{where}: message {index} ({message.role}) {bad_text}")
+            problems.append(f"{where}: message {index} ({message.role}) is not text: {bad_text}")
         if message.role == "system" and index > 1:
             problems.append(f"{where}: message {index} is a system message after the first")
     roles = [m.role for m in example.messages]
@@ -261,7 +261,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def _clean(text: str) -> str:
     """``text`` with any lone surrogate (not text, but a terminal can pass one) replaced by
     U+FFFD, so that it can be written as UTF-8."""
-    return _SURROGATE.sub("\ufffd", text) if _unicode_problem(text) else text
+    return _SURROGATE.sub("\ufffd", text) if invalid_unicode(text) else text
 
 
 def _ids(ids: list[str]) -> str:
@@ -273,6 +273,9 @@ class _Notes:
     """What :func:`dataset_from_dialogues` leaves out, for the dataset's warnings."""
 
     images: dict[str, int] = attrs.field(factory=dict)
+    #: assistants no longer configured -> the dialogues of theirs given the default's
+    #: instructions
+    unconfigured: dict[str | None, list[str]] = attrs.field(factory=dict)
     empty: list[str] = attrs.field(factory=list)
     dropped: list[str] = attrs.field(factory=list)
 
@@ -284,6 +287,16 @@ class _Notes:
                 f"{count} image(s) in {len(self.images)} dialogue(s) left out "
                 f"({_ids(list(self.images))}): training data holds text only, so replies to a "
                 "message with images are kept as context and not learnt"
+            )
+        for name, ids in self.unconfigured.items():
+            whose = (
+                f"dialogue {ids[0]}: its"
+                if len(ids) == 1
+                else f"{len(ids)} dialogues ({_ids(ids)}): their"
+            )
+            found.append(
+                f"{whose} assistant {name!r} is not configured any more; the default "
+                "assistant's instructions were used"
             )
         found += self.empty + self.dropped
         return tuple(found)
@@ -300,10 +313,9 @@ def _instructions_for(
             cache[name] = (instructions(name) or "").strip()
         except ConfigError:  # the assistant was renamed or removed since
             cache[name] = (instructions(None) or "").strip()
-            notes.dropped.append(
-                f"dialogue {dialogue.id}: its assistant {name!r} is not configured any more; "
-                "the default assistant's instructions were used"
-            )
+            notes.unconfigured[name] = []
+    if name in notes.unconfigured:
+        notes.unconfigured[name].append(dialogue.id)
     return cache[name]
 
 

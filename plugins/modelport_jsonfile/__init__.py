@@ -1,14 +1,17 @@
 """modelport's JSON-file storage plugin: dialogues and training-job records as files a person
 can read and ``jq`` can query, under one root directory.
 
-* ``dialogues/<id>.jsonl``: a ``dialogue/1`` header line, then one ``message/1`` line per
-  message. Appending writes one line (O(1), whatever the dialogue's length).
+* ``dialogues/<id>.jsonl``: a ``dialogue/1`` header line, then one ``turn/1`` line per turn (a
+  question and its reply, written together; files from before turns were records hold
+  ``message/1`` lines and still load). Appending writes one line (O(1), whatever the length).
 * ``jobs/<job id>.json``: one ``job/1`` record per training job, replaced atomically.
 
-Writers hold a file lock (threads and processes alike), so records never interleave. A
-process killed mid-write can leave at most a torn last line; it is detected, logged and moved
-to ``damaged/`` before the next read or write, and every earlier record is kept. Any other
-damage is an error naming the file and line: nothing is deleted or skipped.
+Writers hold an ``flock`` on the dialogue's file (threads and processes alike), so records
+never interleave and a turn is whole or absent. Readers take no lock and write nothing. A
+process killed mid-write can leave at most a torn last line: readers ignore it, and the next
+append moves it to ``damaged/`` with a warning, keeping every earlier record. Any other damage
+is an error naming the file and line when that dialogue or job is loaded; listings log it and
+skip the damaged record. Every failure of the disk is a ``StorageError`` naming the file.
 """
 
 from __future__ import annotations

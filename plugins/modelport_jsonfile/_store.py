@@ -40,6 +40,7 @@ __all__ = ["JsonFileStore"]
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TAIL = 65536  # bytes read at a time when reading a file from its end
+_HEADER = 1 << 20  # the longest header line read before the file is called damaged
 _TAILS = 256  # dialogues whose latest messages are kept parsed, for the next ask
 _BEHIND = 1 << 20  # a kept tail this far behind its file is read again from the end
 _READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -405,16 +406,21 @@ class JsonFileStore:
     @staticmethod
     def _header(fd: int, path: Path) -> tuple[Dialogue, int]:
         """The dialogue's header record, and the offset where its messages start."""
-        data = b""
-        while (newline := data.find(b"\n")) < 0:
-            chunk = os.pread(fd, 4096, len(data))
-            if not chunk:
+        chunks: list[bytes] = []
+        read = 0
+        while True:  # a header is a few hundred bytes; a damaged one is refused at _HEADER
+            chunk = os.pread(fd, 4096, read)
+            if not chunk or read >= _HEADER:
                 raise CorruptRecordError(
                     "the dialogue has no header record", path=str(path), line=1,
                     hint="restore the file from a backup, or delete it",
                 )  # fmt: skip
-            data += chunk
-        text = data[:newline]
+            chunks.append(chunk)
+            read += len(chunk)
+            if (found := chunk.find(b"\n")) >= 0:
+                newline = read - len(chunk) + found
+                break
+        text = b"".join(chunks)[:newline]
         try:
             header = loads_record(text.decode("utf-8"), Dialogue, path=str(path), line=1)
         except UnicodeDecodeError:
@@ -562,6 +568,8 @@ class JsonFileStore:
     def delete_dialogue(self, dialogue_id: str) -> None:
         with self._writing(dialogue_id, "delete the dialogue") as (path, _fd):
             path.unlink()
+        with self._locks_guard:
+            self._tails.pop(dialogue_id, None)
 
     # --- job records ----------------------------------------------------------------------
 

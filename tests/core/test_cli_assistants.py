@@ -248,3 +248,32 @@ def test_import_of_a_missing_file_is_one_line(run, tmp_path: Path) -> None:  # t
     assert one_error_line(result) == (
         f"error: {tmp_path / 'nope.json'}: cannot read the file (No such file or directory)"
     )
+
+
+def test_import_to_a_config_whose_directory_cannot_be_made_is_one_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    source = write_json(tmp_path / "assistants.json", [MATH])
+    blocker = tmp_path / "afile"
+    blocker.write_text("a file, not a directory\n")
+    for config in (blocker / "sub.toml", blocker / "deeper" / "sub.toml"):
+        result = run("assistants", "import", str(source), "--config", str(config))
+        assert one_error_line(result) == (
+            f"error: {config}: cannot make its directory: {blocker} is not a directory (pick a "
+            "config file in a directory that exists or can be made; nothing was changed)"
+        )
+    assert blocker.read_text() == "a file, not a directory\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "assistants.json"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_import_to_a_config_in_a_directory_the_system_refuses_is_one_line(
+    run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    source = write_json(tmp_path / "assistants.json", [MATH])
+    result = run("assistants", "import", str(source), "--config", "/proc/nope/x.toml")
+    assert one_error_line(result) == (
+        "error: /proc/nope/x.toml: cannot make its directory /proc/nope (No such file or "
+        "directory) (pick a config file in a directory that exists or can be made; nothing was "
+        "changed)"
+    )
+    written = run("assistants", "import", str(source), "--config", "/proc/x.toml")
+    assert one_error_line(written).startswith("error: /proc/x.toml: cannot write the config file (")

@@ -4,6 +4,7 @@ says, a misspelt variable, Ctrl-C, an empty question (issue 11)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -353,6 +354,19 @@ def test_a_reply_holding_a_lone_surrogate_is_printed_escaped(run, fakes: FakeBac
     result = run("ask", "hi")
     assert result.exit_code == 0, result.output
     assert result.stdout == "a server sent \\ud800 as JSON\n"
+
+
+def test_a_reply_holding_a_lone_surrogate_is_exported_to_a_file_escaped(  # type: ignore[no-untyped-def]
+    run, fakes: FakeBackends, tmp_path: Path
+) -> None:
+    fakes.chat.script("a server sent \ud800 as JSON")
+    dialogue = json.loads(run("ask", "--json", "hi").stdout)["dialogue_id"]
+    out = tmp_path / "export.json"
+    result = run("dialogues", "export", dialogue, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    (exported,) = json.loads(out.read_text(encoding="utf-8"))
+    assert exported["messages"][1]["parts"][0]["text"] == "a server sent \ud800 as JSON"
+    assert os.listdir(tmp_path) == ["export.json"]
 
 
 def test_argv_bytes_that_are_not_utf8_are_refused_by_the_real_command(tmp_path: Path) -> None:

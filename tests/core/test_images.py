@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import struct
+import threading
+import warnings
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -178,6 +182,43 @@ def test_pillow_warnings_never_escape_and_eps_is_not_run() -> None:
     eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
     with pytest.raises(ImageError, match="EPS is not read"):
         prepare(eps)
+
+
+def test_images_prepared_in_threads_leave_the_warning_filters_as_they_were() -> None:
+    """Pillow's warnings are ignored by one filter, added once: never by swapping the
+    process's filters (``catch_warnings``), which threads entering at once can leave swapped
+    (all warnings ignored for good, a host's ``-W error`` lost)."""
+    exif = b"II*\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\x05\x00\x00\x00\xff\xff\x00\x00"
+    damaged_exif = encode(PIL.new("RGB", (20, 10), (1, 2, 3)), "PNG", exif=exif)
+    corrupt_tiff = b"II\x00*\x00\x00\x00\x01"  # Pillow warns "Corrupt EXIF data", then fails
+    threads = 8
+    start = threading.Barrier(threads)
+
+    def work(number: int) -> None:
+        start.wait()
+        for _ in range(20):
+            if number % 2:
+                assert prepare(damaged_exif).media_type == "image/png"  # Pillow warned
+            else:
+                with pytest.raises(ImageError):
+                    prepare(corrupt_tiff)
+
+    with warnings.catch_warnings():  # this thread's filters, as a host with -W error has them
+        warnings.simplefilter("error")
+        before = list(warnings.filters)
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, range(threads)))
+        added = [f for f in warnings.filters if f not in before]
+        assert [f for f in warnings.filters if f in before] == before
+        assert len(added) == 1
+        action, message, category, module, _line = added[0]
+        assert (action, message, category) == ("ignore", None, Warning)
+        assert isinstance(module, re.Pattern)
+        assert module.pattern == r"PIL\."
+        with pytest.raises(UserWarning):  # what is not Pillow's is still an error
+            warnings.warn("not Pillow's", UserWarning, stacklevel=1)
+        prepare(damaged_exif)
+        assert warnings.filters.count(added[0]) == 1  # added once only
 
 
 def test_animated_gif_keeps_its_first_frame() -> None:

@@ -230,7 +230,8 @@ BAD_FILES: dict[str, tuple[bytes, list[str]]] = {
             ":2: message 1 has unknown role {'a': 1}",
             ":3: JSON nested too deeply to read",
             ":4: a number too long to read (over 4300 digits)",
-            ":5: message 1 (user): the content holds a lone surrogate U+D800 at character 1",
+            ":5: message 1 (user): the content is not text: character 1 is a lone surrogate "
+            "(U+D800)",
         ],
     ),
 }
@@ -430,6 +431,32 @@ def test_each_dialogue_is_taught_with_its_own_assistant_s_instructions(
         "the default assistant's instructions were used",
     )
     assert hub.check_dataset(dataset).warnings == dataset.warnings
+
+
+def test_one_warning_per_removed_assistant_names_all_its_dialogues(fakes: FakeBackends) -> None:
+    gone = [
+        _dialogue(fakes, "gone", Message("user", f"q {n}"), Message("assistant", f"a {n}"))
+        for n in range(7)
+    ]
+    old = _dialogue(fakes, "old", Message("user", "q old"), Message("assistant", "a old"))
+    _dialogue(fakes, "support", Message("user", "q s"), Message("assistant", "a s"))
+    hub = make_test_hub(fakes, overrides=ASSISTANTS)
+    dataset = hub.dialogue_dataset(repeat=True)
+    systems = {e.origin: e.messages[0].text for e in dataset.examples}
+    assert [systems[f"dialogue {i}"] for i in [*gone, old]] == ["Be helpful."] * 8
+    (many,) = [w for w in dataset.warnings if "'gone'" in w]
+    (one,) = [w for w in dataset.warnings if "'old'" in w]
+    assert len(dataset.warnings) == 2
+    assert many.startswith("7 dialogues (")
+    assert many.endswith(
+        " and 2 more): their assistant 'gone' is not configured any more; the default "
+        "assistant's instructions were used"
+    )
+    assert sum(i in many for i in gone) == 5  # the first few, and a count of the rest
+    assert one == (
+        f"dialogue {old}: its assistant 'old' is not configured any more; "
+        "the default assistant's instructions were used"
+    )
 
 
 async def test_the_async_hub_uses_each_dialogue_s_instructions(fakes: FakeBackends) -> None:

@@ -227,7 +227,10 @@ def test_a_blank_question_is_refused_before_anything_is_sent(kind: str) -> None:
     for text in ("", "   \n\t"):
         with pytest.raises(InvalidInputError, match="empty"):
             run(hub.ask(text))
-    with pytest.raises(InvalidInputError, match="character 3 is half of a surrogate pair"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"not valid Unicode: byte 0x80 \(character 3\) is not UTF-8",
+    ):
         run(hub.ask("ab\udc80c"))
     assert fakes.chat.calls == []
     assert run(hub.dialogues()).total == 0
@@ -242,3 +245,94 @@ def test_training_from_dialogues_skips_a_damaged_one(tmp_path: Path, kind: str) 
     dataset = run(hub.dialogue_dataset())
     assert [e.messages[-1].text for e in dataset.examples] == ["echo: good question"]
     assert good
+
+
+# --- what the review found ------------------------------------------------------------------
+
+
+def test_a_store_of_the_older_protocol_is_refused_before_the_paid_call(kind: str) -> None:
+    from modelport import hookimpl
+    from modelport.errors import PluginError
+
+    class OldStore:
+        def create_dialogue(self, *, assistant: Any = None, title: Any = None) -> Any: ...
+        def append(self, dialogue_id: str, message: Message) -> None: ...
+        def load_dialogue(self, dialogue_id: str) -> Any: ...
+        def list_dialogues(self, **kwargs: Any) -> Any: ...
+        def delete_dialogue(self, dialogue_id: str) -> None: ...
+        def save_job(self, record: Any) -> None: ...
+        def load_job(self, job_id: str) -> Any: ...
+        def list_jobs(self) -> Any: ...
+
+    class Old:
+        @hookimpl
+        def modelport_register_backends(self, registry: Any) -> None:
+            registry.add("old", lambda _context: OldStore(), capabilities=["storage"])
+
+    fakes = FakeBackends()
+    overrides = {"capabilities": {"storage": "old"}}
+    hub = build(kind, fakes, overrides=overrides, plugins=[("old", Old())])
+    with pytest.raises(PluginError, match="older storage protocol: append") as caught:
+        run(hub.ask("hello"))
+    assert "load_dialogue(dialogue_id, *, last=None)" in str(caught.value)
+    assert fakes.chat.calls == [], "the chat backend was called (and paid) first"
+
+
+def test_a_sentiment_plugin_raising_its_own_error_costs_the_reply_nothing(kind: str) -> None:
+    fakes = FakeBackends()
+    hub = build(kind, fakes)
+
+    def broken(text: str) -> Any:
+        raise RuntimeError("lexicon not found")
+
+    fakes.sentiment.analyze = broken  # type: ignore[method-assign]
+    answer = run(hub.ask("Hello"))
+    assert answer.sentiment is None
+    assert answer.text == "echo: Hello"
+
+
+def test_no_empty_dialogue_is_left_when_the_first_turn_cannot_be_stored(kind: str) -> None:
+    fakes = FakeBackends()
+    hub = build(kind, fakes)
+    _failing_store(fakes, OSError(28, "No space left on device"))
+    with pytest.raises(ReplyNotStoredError) as caught:
+        run(hub.ask("first question"))
+    assert caught.value.dialogue_id is None
+    assert run(hub.dialogues()).total == 0
+
+
+def test_a_credential_in_a_store_error_is_masked(kind: str) -> None:
+    fakes = FakeBackends()
+    hub = build(kind, fakes)
+    _failing_store(fakes, RuntimeError("cannot reach postgresql://bob:hunter2secret@db/x"))
+    with pytest.raises(ReplyNotStoredError) as caught:
+        run(hub.ask("question"))
+    assert "hunter2secret" not in str(caught.value)
+    assert "hunter2secret" not in str(caught.value.__cause__)
+
+
+def test_a_started_job_is_returned_when_its_record_cannot_be_kept(kind: str) -> None:
+    from structlog.testing import capture_logs
+
+    from modelport.errors import StorageError
+    from modelport.training import TrainingDataset, TrainingExample
+
+    fakes = FakeBackends()
+    hub = build(kind, fakes)
+
+    def read_only(record: Any) -> None:
+        raise StorageError("cannot save the job record: Read-only file system", path="/s/j.json")
+
+    fakes.store.save_job = read_only  # type: ignore[method-assign]
+    data = TrainingDataset(
+        [
+            TrainingExample([Message("user", f"q{i}"), Message("assistant", f"a{i}")])
+            for i in range(10)
+        ]
+    )
+    with capture_logs() as logs:
+        job = run(hub.train(data, base_model="base"))
+    assert job.id
+    (event,) = [e for e in logs if e["event"] == "job_record_not_saved"]
+    assert event["job_id"] == job.id
+    assert "Read-only file system" in event["error"]
