@@ -33,7 +33,7 @@ pytest_plugins = ["pytester"]  # tests/conformance runs the suites against broke
 _FILE_MARKER = re.compile(r"<!--\s*file:\s*(\S+)\s*-->\s*$")
 #: Top-level keys of a TOML block that make it a modelport config (not a pyproject, say).
 _CONFIG_KEYS = {
-    "capabilities", "backends", "assistants", "default_assistant", "retry", "limits",
+    "capabilities", "backends", "assistants", "default_assistant", "retry", "circuit", "limits",
     "plugins", "images", "training",
 }  # fmt: skip
 

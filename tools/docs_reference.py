@@ -27,7 +27,7 @@ import click
 
 from modelport import BackendSpec, Settings, make_plugins
 from modelport.cli import cli
-from modelport.config import AssistantProfile, HistoryWindow, LimitSettings
+from modelport.config import AssistantProfile, Fallback, HistoryWindow, LimitSettings, Price
 from modelport.types import ChatOptions
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "reference"
@@ -77,6 +77,8 @@ def type_name(kind: Any) -> str:
         return " or ".join(names) + (" (optional)" if type(None) in args else "")
     if origin in (tuple, list):
         return f"list of {type_name(args[0])}" if args else "list"
+    if origin is typing.Literal:
+        return " or ".join(f'`"{a}"`' if isinstance(a, str) else f"`{a}`" for a in args)
     if origin is not None and issubclass(origin, Mapping):
         return f"table of {type_name(args[1])}" if args else "table"
     if attrs.has(kind):
@@ -88,6 +90,8 @@ def type_name(kind: Any) -> str:
 
 def default_text(field: attrs.Attribute[Any]) -> str:
     default = field.default
+    if default is attrs.NOTHING:
+        return "required"
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
         default = default.factory()  # type: ignore[attr-defined]
     if default is None:
@@ -130,6 +134,7 @@ def table(cls: type[Any], env: str | None = None) -> Iterator[str]:
 CORE_SECTIONS: list[tuple[str, str, str | None]] = [
     ("capabilities", "Which backend serves each capability.", "MODELPORT_CAPABILITIES"),
     ("retry", "The retry policy every backend call gets.", "MODELPORT_RETRY"),
+    ("circuit", "The circuit breaker each chat backend gets.", "MODELPORT_CIRCUIT"),
     ("plugins", "Which plugins load.", "MODELPORT_PLUGINS"),
     ("images", "How images are checked and normalised.", "MODELPORT_IMAGES"),
     ("training", "Training-data defaults.", "MODELPORT_TRAINING"),
@@ -180,6 +185,13 @@ def configuration() -> str:
         "",
         *table(LimitSettings),
         "",
+        '## `[prices.<backend>."<model>"]`',
+        "",
+        "What a model costs, over the prices its backend ships (see docs/usage.md); the model",
+        '`"*"` prices every other model of the backend.',
+        "",
+        *table(Price),
+        "",
         "## `[assistants.<name>]`",
         "",
         "A named assistant profile; `default_assistant` names the one used when a call names none.",
@@ -193,6 +205,12 @@ def configuration() -> str:
         "### `[assistants.<name>.history]`",
         "",
         *table(HistoryWindow),
+        "",
+        "### `[assistants.<name>] fallbacks` entries",
+        "",
+        "Each entry is a backend name, or a table with these keys.",
+        "",
+        *table(Fallback),
         "",
         "## `[backends.<name>]`",
         "",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         SentimentAnalyzer,
         Store,
         Trainer,
+        UsageStore,
         VisionBackend,
     )
     from .config import (
@@ -66,6 +67,9 @@ if TYPE_CHECKING:
         TrainingJob,
         Turn,
         Usage,
+        UsageRecord,
+        UsageReport,
+        UsageTotal,
         VisionRequest,
     )
 
@@ -121,6 +125,10 @@ __all__ = [
     "TrainingJob",
     "Turn",
     "Usage",
+    "UsageRecord",
+    "UsageReport",
+    "UsageStore",
+    "UsageTotal",
     "VisionBackend",
     "VisionRequest",
     "__version__",
@@ -135,7 +143,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "async_hub": ("AsyncHub", "AsyncReplyStream"),
     "backends": (
         "AsyncChatBackend", "AsyncTrainer", "AsyncVisionBackend", "BackendContext",
-        "ChatBackend", "SentimentAnalyzer", "Store", "Trainer", "VisionBackend",
+        "ChatBackend", "SentimentAnalyzer", "Store", "Trainer", "UsageStore", "VisionBackend",
     ),
     "config": (
         "AssistantProfile", "EffectiveSetting", "Secret", "Settings", "load_settings",
@@ -153,7 +161,8 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "DialogueInfo", "Evidence", "Exchange", "Image", "ImagePart", "JobEvent", "JobRecord",
         "JobSpec", "JobStatus", "Message", "ModelInfo", "Page", "Reply", "Sentiment",
         "SentimentLabel", "StreamDelta", "TextPart", "TrainingDataset", "TrainingExample",
-        "TrainingJob", "Turn", "Usage", "VisionRequest",
+        "TrainingJob", "Turn", "Usage", "UsageRecord", "UsageReport", "UsageTotal",
+        "VisionRequest",
     ),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import attrs
 import tenacity
 
+from ._circuit import CircuitBreaker
+from ._usage import RECORDED, UsageLedger
 from .backends import (
     AsyncChatBackend,
     AsyncTrainer,
@@ -33,7 +35,7 @@ from .errors import BackendNotFoundError, ConfigError, PluginBlockedError, Plugi
 from .logs import get_logger
 from .plugins import Plugins
 from .registry import BackendSpec
-from .resilience import RateLimiter, RetryPolicy
+from .resilience import Limiter, RetryPolicy, make_limiter
 from .types import CallFailure, Capability, Exchange, Usage
 
 T = TypeVar("T")
@@ -101,6 +103,7 @@ class Call:
     dialogue_id: str | None = None
     tokens: int = 0
     idempotent: bool = True
+    assistant: str | None = None
 
 
 @attrs.define
@@ -110,17 +113,21 @@ class Runtime:
     sleep: Callable[[float], None] = time.sleep
     asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     env: Mapping[str, str] = attrs.field(factory=lambda: os.environ, repr=False)  # secrets
+    clock: Callable[[], float] = time.monotonic  # for the circuit breakers
     policy: RetryPolicy = attrs.field(init=False)
     _backends: dict[str, object] = attrs.field(init=False, factory=dict)
     _resolved: dict[tuple[Capability, str | None], tuple[str, Any]] = attrs.field(
         init=False, factory=dict
     )
     _async: dict[tuple[str, Capability], bool] = attrs.field(init=False, factory=dict)
-    _limiters: dict[str, RateLimiter | None] = attrs.field(init=False, factory=dict)
+    _limiters: dict[str, Limiter | None] = attrs.field(init=False, factory=dict)
+    _circuits: dict[str, CircuitBreaker] = attrs.field(init=False, factory=dict)
     _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
+    usage: UsageLedger = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.policy = RetryPolicy.from_settings(self.settings.retry)
+        self.usage = UsageLedger(self.settings)
         self.plugins.configure(self.settings)
         for name, error in self.plugins.failures.items():
             get_logger().warning(
@@ -215,13 +222,36 @@ class Runtime:
         with self._lock:
             return list(self._backends.values())
 
-    def limiter(self, name: str) -> RateLimiter | None:
+    def closables(self) -> list[object]:
+        """Every backend opened and every limiter built (a shared limiter holds connections):
+        what a hub closes."""
+        with self._lock:
+            limiters = [limiter for limiter in self._limiters.values() if limiter is not None]
+            return [*self._backends.values(), *limiters]
+
+    def built(self, name: str) -> object | None:
+        """The backend named ``name`` if it was built already (no resolution, no I/O)."""
+        return self._backends.get(name)
+
+    def limiter(self, name: str) -> Limiter | None:
         try:
             return self._limiters[name]
         except KeyError:
             limits = self.settings.limits.get(name)
-            limiter = RateLimiter.from_settings(limits) if limits else None
+            limiter = make_limiter(name, limits) if limits else None
             return self._limiters.setdefault(name, limiter)
+
+    def circuit(self, name: str) -> CircuitBreaker:
+        """The circuit breaker of backend ``name`` (``[circuit]``), one per runtime."""
+        with self._lock:
+            breaker = self._circuits.get(name)
+            if breaker is None:
+                settings = self.settings.circuit
+                breaker = CircuitBreaker(
+                    name, failures=settings.failures, reset_s=settings.reset_s, clock=self.clock
+                )
+                self._circuits[name] = breaker
+            return breaker
 
     # --- guarded calls -----------------------------------------------------------------------
 
@@ -250,6 +280,9 @@ class Runtime:
         usage: Usage | None = getattr(result, "usage", None)
         if limiter is not None and isinstance(usage, Usage):
             limiter.settle(call.tokens, usage.total_tokens)
+        if call.capability in RECORDED and isinstance(usage, Usage):
+            model = getattr(result, "model", None) or call.model
+            self.usage.observe(self, call, result, usage, model)
         if self.plugins.has_observers("modelport_on_exchange"):
             exchange = Exchange(
                 capability=call.capability,
@@ -262,6 +295,7 @@ class Runtime:
                 model=getattr(result, "model", None) or call.model,
                 usage=usage if isinstance(usage, Usage) else None,
                 dialogue_id=call.dialogue_id,
+                assistant=call.assistant,
             )
             self.plugins.notify("modelport_on_exchange", exchange=exchange)
 

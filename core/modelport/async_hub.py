@@ -22,7 +22,9 @@ from .hub import (
     MAX_OUTAGE_S,
     DatasetSource,
     _assemble,
+    _Attempt,
     _base_model,
+    _Chain,
     _close,
     _dataset,
     _dialogue_assistant,
@@ -63,6 +65,8 @@ from .types import (
     TrainingDataset,
     TrainingJob,
     UploadProgress,
+    UsageRecord,
+    UsageReport,
 )
 
 __all__ = ["AsyncHub", "AsyncReplyStream"]
@@ -84,8 +88,9 @@ class AsyncHub(_HubBase):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every backend that was opened (``aclose()`` or ``close()``)."""
-        for backend in self._rt.backends():
+        """Close every backend that was opened (``aclose()`` or ``close()``), and the
+        connections of shared limiters."""
+        for backend in self._rt.closables():
             aclose = getattr(backend, "aclose", None)
             if callable(aclose):
                 await aclose()
@@ -139,6 +144,8 @@ class AsyncHub(_HubBase):
         assistant, history = await self._history(dialogue, assistant)
         name, chat = self._rt.backend(Capability.CHAT, self.assistant(assistant).backend)
         self._store()  # a store that cannot be used fails now, before the paid call
+        if self._rt.usage.budgeted(assistant):  # and a spent budget too
+            await asyncio.to_thread(self._rt.usage.check_budget, self._rt, assistant)
         images = list(images)
         prepared = await asyncio.to_thread(_images, self.settings, chat, images) if images else []
         turn = _prepare_turn(
@@ -165,11 +172,23 @@ class AsyncHub(_HubBase):
     ) -> Answer:
         """See :meth:`modelport.Hub.ask`."""
         turn, name, chat = await self._turn(text, dialogue, assistant, images, options, model)
-        call = self._chat_call(turn, "complete", name)
-        reply = await self._by_protocol(call, chat, "complete", turn.request, request=turn.request)
-        return await self._finish(turn, reply)
+        chain = _Chain(self._rt, turn, self._chat_call(turn, "complete", name), (name, chat))
+        attempt = chain.first()
+        while True:
+            try:
+                reply = await self._by_protocol(
+                    attempt.call, attempt.chat, "complete", attempt.request, request=attempt.request
+                )
+            except Exception as exc:
+                following = chain.after(attempt, exc)
+                if following is None:
+                    raise
+                attempt = following
+                continue
+            chain.served(attempt)
+            return await self._finish(turn, reply, attempt.name)
 
-    async def _finish(self, turn: _Turn, reply: Reply) -> Answer:
+    async def _finish(self, turn: _Turn, reply: Reply, backend: str | None = None) -> Answer:
         sentiment = None
         if self._rt.available(Capability.SENTIMENT):
             try:
@@ -177,7 +196,9 @@ class AsyncHub(_HubBase):
             except Exception as exc:  # a plugin's own error too: the reply is paid for
                 _quietly("reply_sentiment_failed", exc)
         dialogue_id = await asyncio.to_thread(_store_turn, self._rt, turn, reply, sentiment)
-        return Answer(reply, dialogue_id, sentiment=sentiment, assistant=turn.assistant)
+        return Answer(
+            reply, dialogue_id, sentiment=sentiment, assistant=turn.assistant, backend=backend
+        )
 
     async def stream(
         self,
@@ -217,6 +238,7 @@ class AsyncHub(_HubBase):
         request = _vision_request(prepared, prompt, schema, detail, model)
         call = Call(Capability.VISION, name, "describe", model=model, tokens=1000 * len(images))
         reply: Reply = await self._by_protocol(call, vision, "describe", request, request=request)
+        await asyncio.to_thread(self._rt.usage.settle, self._rt, reply)
         return reply
 
     async def analyze(self, text: str) -> Sentiment:
@@ -278,6 +300,21 @@ class AsyncHub(_HubBase):
                     _quietly("dialogue_skipped", exc)
             offset = page.next_offset
         return found
+
+    # --- usage -------------------------------------------------------------------------------
+
+    async def usage(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[UsageRecord, ...]:
+        """See :meth:`modelport.Hub.usage`."""
+        return await asyncio.to_thread(self._rt.usage.list_usage, self._rt, since, until)
+
+    async def usage_report(
+        self, *, since: datetime | None = None, until: datetime | None = None, by: str = "day"
+    ) -> UsageReport:
+        """See :meth:`modelport.Hub.usage_report`."""
+        records = await self.usage(since=since, until=until)
+        return UsageReport.of(records, by=by, since=since, until=until)
 
     # --- training ----------------------------------------------------------------------------
 
@@ -496,12 +533,17 @@ class AsyncHub(_HubBase):
 
 
 class AsyncReplyStream(AsyncIterator[StreamDelta]):
-    """The deltas of a streamed reply, for ``async for``; then ``answer`` is set."""
+    """The deltas of a streamed reply, for ``async for``; then ``answer`` is set.
+
+    See :class:`modelport.ReplyStream` for retries and fallbacks before the first delta.
+    """
 
     def __init__(self, hub: AsyncHub, turn: _Turn, backend: str, chat: Any) -> None:
-        self._hub, self._turn, self._chat = hub, turn, chat
+        self._hub, self._turn = hub, turn
         self._call = hub._chat_call(turn, "stream", backend)
-        self._native = hub._rt.has_async(backend, Capability.CHAT, chat)
+        self._chain = _Chain(hub._rt, turn, self._call, (backend, chat))
+        self._backend, self._request = backend, turn.request  # the serving ones, once open
+        self._native = False  # whether the backend being read is awaited (else threaded)
         self._deltas: list[StreamDelta] = []
         self._source: Any = None
         self._started = time.perf_counter()
@@ -515,18 +557,31 @@ class AsyncReplyStream(AsyncIterator[StreamDelta]):
         return await asyncio.to_thread(next, source, _END)
 
     async def _open(self) -> Any:
-        async def first() -> tuple[Any, Any]:
-            request = self._turn.request
-            source = (
-                self._chat.astream(request) if self._native else iter(self._chat.stream(request))
-            )
+        async def first(attempt: _Attempt) -> tuple[Any, Any]:
+            chat, request = attempt.chat, attempt.request
+            self._native = self._hub._rt.has_async(attempt.name, Capability.CHAT, chat)
+            source = chat.astream(request) if self._native else iter(chat.stream(request))
             try:
                 return source, await self._next(source)
             except BaseException:
                 await self._close(source)
                 raise
 
-        (source, head), self._attempts = await self._hub._rt.acall(self._call, first, observe=False)
+        attempt = self._chain.first()
+        while True:
+            try:
+                (source, head), self._attempts = await self._hub._rt.acall(
+                    attempt.call, partial(first, attempt), observe=False
+                )
+            except Exception as exc:
+                following = self._chain.after(attempt, exc)
+                if following is None:
+                    raise
+                attempt = following
+                continue
+            break
+        self._chain.served(attempt)
+        self._backend, self._request, self._call = attempt.name, attempt.request, attempt.call
         if head is not _END:
             self._deltas.append(head)
         return source
@@ -546,11 +601,9 @@ class AsyncReplyStream(AsyncIterator[StreamDelta]):
             raise
         if delta is _END:
             self._finished = True
-            reply = _assemble(self._deltas, self._turn.request.model)
-            self._hub._rt.succeeded(
-                self._call, self._turn.request, reply, self._started, self._attempts
-            )
-            self.answer = await self._hub._finish(self._turn, reply)
+            reply = _assemble(self._deltas, self._request.model)
+            self._hub._rt.succeeded(self._call, self._request, reply, self._started, self._attempts)
+            self.answer = await self._hub._finish(self._turn, reply, self._backend)
             raise StopAsyncIteration
         self._deltas.append(delta)
         result: StreamDelta = delta

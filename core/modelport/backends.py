@@ -34,6 +34,7 @@ from .types import (
     StreamDelta,
     TrainingDataset,
     TrainingJob,
+    UsageRecord,
     VisionRequest,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "SentimentAnalyzer",
     "Store",
     "Trainer",
+    "UsageStore",
     "VisionBackend",
 ]
 
@@ -226,3 +228,21 @@ class AsyncTrainer(Protocol):
     async def acancel_job(self, job_id: str) -> TrainingJob: ...
 
     async def ajob_events(self, job_id: str) -> Sequence[JobEvent]: ...
+
+
+@runtime_checkable
+class UsageStore(Protocol):
+    """The optional part of a :class:`Store` that keeps usage records (``modelport usage``).
+
+    A store without it still works; usage is then only seen by observers.
+    """
+
+    def record_usage(self, record: UsageRecord) -> None:
+        """Keep one call's usage (an append: records are never changed)."""
+        ...
+
+    def list_usage(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> Sequence[UsageRecord]:
+        """Usage records with ``since <= at < until``, oldest first."""
+        ...

@@ -48,7 +48,15 @@ from .training import (
     describe_report,
     load_dataset,
 )
-from .types import Capability, Dialogue, JobRecord, JobStatus, TrainingDataset, TrainingJob
+from .types import (
+    Capability,
+    Dialogue,
+    JobRecord,
+    JobStatus,
+    TrainingDataset,
+    TrainingJob,
+    UsageTotal,
+)
 
 __all__ = ["CliState", "main"]
 
@@ -522,6 +530,53 @@ def dialogues_delete(state: CliState, dialogue_id: str, yes: bool) -> None:
     click.echo(f"deleted {dialogue_id}", err=True)
 
 
+# --- usage ------------------------------------------------------------------------------------
+
+
+def _usage_cost(total: UsageTotal) -> str:
+    if total.calls and total.unknown_cost_calls == total.calls:
+        return "unknown"
+    cost = _money(total.cost_usd) if total.cost_usd else "$0.00"
+    if total.unknown_cost_calls:
+        calls = total.unknown_cost_calls
+        return f"{cost} + unknown ({calls} call{'s' if calls > 1 else ''})"
+    return cost
+
+
+@cli.command()
+@click.option("--since", help="Only calls since this date (ISO 8601; UTC unless it says).")
+@click.option("--until", help="Only calls before this date.")
+@click.option(
+    "--by",
+    type=click.Choice(["day", "assistant", "model", "backend"]),
+    default="day",
+    show_default=True,
+    help="How the totals are grouped (days in UTC).",
+)
+@json_option
+@pass_state
+def usage(state: CliState, since: str | None, until: str | None, by: str, as_json: bool) -> None:
+    """Recorded usage of chat and vision calls: calls, tokens and cost, grouped.
+
+    A cost is "unknown" for calls to models with no price (set one with
+    [prices.<backend>."<model>"] in the config).
+    """
+    report = state.hub().usage_report(since=_date(since), until=_date(until), by=by)
+    if as_json:
+        _emit(report)
+        return
+    if not report.rows:
+        click.echo("no usage recorded in this range", err=True)
+        return
+    width = max(len(by), *(len(row.key) for row in report.rows), len("total"))
+    click.echo(f"{by:<{width}}  {'calls':>6}  {'tokens in':>10}  {'tokens out':>10}  cost")
+    for row in (*report.rows, report.total):
+        click.echo(
+            f"{row.key:<{width}}  {row.calls:>6}  {row.prompt_tokens:>10}  "
+            f"{row.completion_tokens:>10}  {_usage_cost(row)}"
+        )
+
+
 # --- training ---------------------------------------------------------------------------------
 
 
@@ -876,6 +931,88 @@ def jobs_wait(
     else:
         click.echo(_job_line(job))
     _exit_unless_succeeded(job)
+
+
+# --- store ---------------------------------------------------------------------------------------
+
+
+@cli.group()
+def store() -> None:
+    """Copy records between stores, and bring a store's schema up to date."""
+
+
+@store.command("copy")
+@click.option("--from", "source", required=True, help="The storage backend to copy from.")
+@click.option("--to", "target", required=True, help="The storage backend to copy into.")
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where ids are mapped when the target chooses its own (default: in the user data "
+    "directory, one file per pair of stores).",
+)
+@json_option
+@pass_state
+def store_copy(
+    state: CliState, source: str, target: str, journal: Path | None, as_json: bool
+) -> None:
+    """Copy every dialogue, job record and usage record from one store into another.
+
+    Resumable: run it again after an interruption and it carries on, copying nothing twice.
+    Both stores are backends configured as usual (``[backends.sql] url = ...``)."""
+    import platformdirs
+
+    from ._storecopy import copy_store
+
+    if source == target:
+        _fail(f"--from and --to are both {source!r}: name two different storage backends")
+    hub = state.hub()
+    from_store = hub.backend(Capability.STORAGE, source)
+    to_store = hub.backend(Capability.STORAGE, target)
+    if journal is None:
+        copies = platformdirs.user_data_path("modelport") / "copies"
+        journal = copies / f"{source}-to-{target}.jsonl"
+
+    def progress(done: int, total: int) -> None:
+        if not as_json and (done == total or done % 100 == 0):
+            click.echo(f"dialogues: {done}/{total}", err=True)
+
+    report = copy_store(from_store, to_store, journal=journal, on_dialogue=progress)
+    if as_json:
+        _emit(attrs.asdict(report))
+    else:
+        click.echo(
+            f"dialogues: {report.dialogues_created} created, {report.dialogues_extended} "
+            f"extended, {report.dialogues_unchanged} already there; messages: {report.messages}; "
+            f"job records: {report.jobs} saved, {report.jobs_unchanged} already there; "
+            f"usage records: {report.usage}"
+        )
+    if report.conflicts:
+        _fail(
+            f"{len(report.conflicts)} dialogue(s) differ in {target!r} from {source!r} and were "
+            f"left alone: {', '.join(report.conflicts[:10])} (compare them with: modelport "
+            "dialogues show ID)"
+        )
+
+
+@store.command("migrate")
+@click.option(
+    "--store", "name", help="The storage backend (default: the one [capabilities] storage names)."
+)
+@pass_state
+def store_migrate(state: CliState, name: str | None) -> None:
+    """Bring a store's schema up to date (for stores that have one, such as sql)."""
+    hub = state.hub()
+    backend = hub.backend(Capability.STORAGE, name)
+    migrate = getattr(backend, "migrate", None)
+    shown = name or hub.backend_name(Capability.STORAGE)
+    if not callable(migrate):
+        click.echo(f"{shown}: this store has no schema to migrate")
+        return
+    before, after = migrate()
+    if before == after:
+        click.echo(f"{shown}: the schema is up to date (revision {after})")
+    else:
+        click.echo(f"{shown}: schema migrated from revision {before or 'none'} to {after}")
 
 
 # --- plugins and config -----------------------------------------------------------------------

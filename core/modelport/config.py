@@ -35,10 +35,13 @@ from .types import Capability, ChatOptions
 __all__ = [
     "AssistantProfile",
     "CapabilitySettings",
+    "CircuitSettings",
+    "Fallback",
     "HistoryWindow",
     "ImageSettings",
     "LimitSettings",
     "PluginSettings",
+    "Price",
     "RetrySettings",
     "TrainingSettings",
     "Secret",
@@ -141,15 +144,68 @@ class RetrySettings:
 
 
 @attrs.frozen
+class CircuitSettings:
+    """The circuit breaker each chat backend gets (``[circuit]``).
+
+    After ``failures`` chat calls in a row fail (each once the retry policy gave up on it, with
+    an error that would fall back: see :class:`Fallback`), the backend's circuit opens: it is
+    not called at all for ``reset_s`` seconds. An assistant with fallbacks skips it at once; one
+    without fails fast with ``CircuitOpenError``. Then one trial call goes through (half open):
+    if it succeeds the circuit closes, else it stays open for another ``reset_s``.
+
+    :ivar failures: failed calls in a row that open a backend's circuit; 0 turns the breaker
+        off.
+    :ivar reset_s: seconds an open circuit waits before it lets one trial call through.
+    """
+
+    failures: int = attrs.field(default=5, validator=attrs.validators.ge(0))
+    reset_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+
+
+def _one_of(*choices: str) -> Any:
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value not in choices:
+            allowed = " or ".join(f'"{c}"' for c in choices)
+            raise ValueError(f"'{attribute.name}' must be {allowed}: {value!r}")
+
+    return check
+
+
+@attrs.frozen
 class LimitSettings:
     """Client-side rate limits for one backend (``[limits.<backend>]``); unset is unlimited.
 
+    The limits hold in each process, unless ``redis_url`` names a Redis server: every process
+    that names the same server (and ``redis_prefix``) then shares one budget.
+
     :ivar requests_per_minute: calls started per minute, at most.
     :ivar tokens_per_minute: estimated tokens sent per minute, at most.
+    :ivar burst: the most calls that may start at once after a quiet spell (the size of the
+        request bucket); unset, ``requests_per_minute`` (a minute's worth).
+    :ivar redis_url: a Redis server (``redis://``, ``rediss://`` for TLS, ``unix://``) that
+        holds the limits for every process and machine that names it; unset, each process
+        has its own. May hold a password, which is masked wherever it would be shown. Needs
+        ``pip install 'modelport[redis]'``.
+    :ivar redis_prefix: the start of the Redis key the limit is kept under
+        (``<redis_prefix>:<backend>``); applications that share a Redis but not a budget set
+        different ones.
+    :ivar on_redis_down: what a call does when that Redis is down, too slow or refuses the
+        check: ``"local"`` falls back to this process's own limit, with a warning once per
+        outage, and goes back to Redis when it answers again; ``"refuse"`` fails the call
+        with ``LimiterUnavailableError`` without sending it.
+    :ivar redis_timeout_s: how long in seconds to wait for Redis (to connect, and for each
+        check) before treating it as down.
     """
 
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
+    burst: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
+    )
+    redis_url: str | None = attrs.field(default=None, repr=_redacted_repr)
+    redis_prefix: str = "modelport:limits"
+    on_redis_down: str = attrs.field(default="local", validator=_one_of("local", "refuse"))
+    redis_timeout_s: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen
@@ -254,6 +310,34 @@ class HistoryWindow:
     max_tokens: int | None = attrs.field(default=None, validator=_AT_LEAST_ZERO)
 
 
+@attrs.frozen(kw_only=True)
+class Price:
+    """What a model costs (``[prices.<backend>."<model>"]``), in US dollars per million tokens.
+
+    :ivar input_per_million: per million tokens sent (the prompt, images included).
+    :ivar output_per_million: per million tokens received (the reply, reasoning included).
+    """
+
+    input_per_million: float = attrs.field(validator=attrs.validators.ge(0))
+    output_per_million: float = attrs.field(validator=attrs.validators.ge(0))
+
+
+@attrs.frozen
+class Fallback:
+    """A chat backend (and model) an assistant falls back to (an entry of its ``fallbacks``).
+
+    In the file, an entry is a backend name (``"local"``) or a table
+    (``{ backend = "acme", model = "acme-large" }``).
+
+    :ivar backend: the chat backend to try; it must exist when the assistant is asked.
+    :ivar model: the model to ask it for; unset: the backend's own default model (the
+        assistant's model is not sent: model names rarely carry from one vendor to another).
+    """
+
+    backend: str = attrs.field(validator=attrs.validators.min_len(1))
+    model: str | None = None
+
+
 @attrs.frozen
 class AssistantProfile:
     """A named assistant (``[assistants.<name>]``): model, instructions, options, backend.
@@ -266,6 +350,17 @@ class AssistantProfile:
     :ivar description: a line for ``modelport config show`` and your own tooling.
     :ivar history: how much of a dialogue each ask sends (``[assistants.<name>.history]``:
         max_messages, max_tokens).
+    :ivar fallbacks: the chat backends to try, in order, when its own fails: each a backend
+        name or a table with ``backend`` and an optional ``model``. A backend is left for the
+        next once the retry policy gave up on a retryable error (5xx, timeout, lost connection,
+        rate limit), on a rejected key (401/403, logged as an error), or at once when its
+        circuit is open; never on a refused request (400, 404, 422). A stream falls back only
+        before its first delta.
+    :ivar budget_usd: the most its chat calls may cost in a ``budget_period``, in US dollars
+        (by the price table; calls of unknown cost count as 0); once spent, its calls are
+        refused with ``BudgetExceededError`` before anything is sent. Unset: no budget.
+    :ivar budget_period: ``"month"`` (the calendar month, UTC), ``"day"`` (UTC) or
+        ``"total"`` (all recorded usage).
     """
 
     model: str | None = None
@@ -274,6 +369,9 @@ class AssistantProfile:
     backend: str | None = None
     description: str = ""
     history: HistoryWindow = HistoryWindow()
+    fallbacks: tuple[Fallback, ...] = ()
+    budget_usd: float | None = attrs.field(default=None, validator=_AT_LEAST_ZERO)
+    budget_period: str = attrs.field(default="month", validator=_one_of("month", "day", "total"))
 
 
 @attrs.frozen
@@ -285,7 +383,11 @@ class Settings:
     :ivar assistants: named assistant profiles (``[assistants.<name>]``).
     :ivar default_assistant: the profile used when a call names none.
     :ivar retry: the retry policy (``[retry]``).
+    :ivar circuit: the circuit breaker of each chat backend (``[circuit]``).
     :ivar limits: client-side rate limits per backend (``[limits.<backend>]``).
+    :ivar prices: what models cost, by backend and model (``[prices.<backend>."<model>"]``),
+        over the prices the backends ship; the model ``"*"`` prices every other model of the
+        backend.
     :ivar plugins: which plugins load (``[plugins]``).
     :ivar images: image checks and normalisation (``[images]``).
     :ivar training: training-data defaults (``[training]``).
@@ -302,7 +404,9 @@ class Settings:
     assistants: Mapping[str, AssistantProfile] = attrs.field(factory=dict, hash=False)
     default_assistant: str | None = None
     retry: RetrySettings = RetrySettings()
+    circuit: CircuitSettings = CircuitSettings()
     limits: Mapping[str, LimitSettings] = attrs.field(factory=dict, hash=False)
+    prices: Mapping[str, Mapping[str, Price]] = attrs.field(factory=dict, hash=False)
     plugins: PluginSettings = PluginSettings()
     images: ImageSettings = ImageSettings()
     training: TrainingSettings = TrainingSettings()

@@ -19,7 +19,8 @@ third-party package), so any module can import it without an import cycle.
     │   ├── RateLimitedError         429: retryable, honours retry-after
     │   ├── TransientError           5xx, timeouts, dropped connections: retryable
     │   │   ├── BackendTimeoutError
-    │   │   └── BackendConnectionError
+    │   │   ├── BackendConnectionError
+    │   │   └── CircuitOpenError     not called: it failed too often in a row (circuit open)
     │   ├── InvalidRequestError      400, 404, 409, 422: fix the request, do not retry
     │   │   └── NotFoundError        404
     │   ├── UnsupportedError         the backend cannot do this, or the vendor refuses to
@@ -29,6 +30,8 @@ third-party package), so any module can import it without an import cycle.
     │   ├── RecordNotFoundError      no dialogue or job with that id
     │   └── ReplyNotStoredError      a reply came back but could not be kept: it is on the error
     ├── InvalidInputError            what the caller passed cannot be used (an empty question)
+    ├── BudgetExceededError          an assistant spent its budget: the call was not sent
+    ├── LimiterUnavailableError      a shared rate limit's Redis cannot be reached (url)
     ├── ImageError                   an image cannot be used (source)
     ├── TrainingDataError            training data is invalid (one or more problems)
     └── WaitTimeoutError             a training job did not finish in the time given
@@ -44,11 +47,14 @@ __all__ = [
     "BackendError",
     "BackendNotFoundError",
     "BackendTimeoutError",
+    "CircuitOpenError",
+    "BudgetExceededError",
     "ConfigError",
     "CorruptRecordError",
     "ImageError",
     "InvalidInputError",
     "InvalidRequestError",
+    "LimiterUnavailableError",
     "MissingSecretError",
     "ModelportError",
     "NotFoundError",
@@ -241,6 +247,27 @@ class BackendConnectionError(TransientError):
     """The backend could not be reached, or the connection dropped."""
 
 
+class CircuitOpenError(TransientError):
+    """The backend was not called: its last calls failed too often in a row, and its circuit
+    breaker (``[circuit]``) lets no call through until ``retry_after`` seconds from now, when
+    one trial call may go. Not retried (``retryable`` is false): nothing was sent.
+
+    :param failures: the failed calls in a row that opened the circuit.
+    """
+
+    def __init__(self, backend: str, *, failures: int, retry_after: float) -> None:
+        wait = f"{retry_after:.1f}".removesuffix(".0")
+        super().__init__(
+            f"not called: its last {failures} calls failed, so its circuit is open",
+            backend=backend,
+            retryable=False,
+            retry_after=retry_after,
+            hint=f"it is tried again in {wait}s; give the assistant fallbacks to be served "
+            "meanwhile, or see [circuit]",
+        )
+        self.failures = failures
+
+
 class InvalidRequestError(BackendError):
     """The backend refused the request as sent (400, 409, 422): fix it, do not retry."""
 
@@ -329,6 +356,59 @@ class ReplyNotStoredError(StorageError):
 class InvalidInputError(ModelportError):
     """What the caller passed cannot be used: an empty question, a schema that is not a JSON
     object. Nothing was sent."""
+
+
+class BudgetExceededError(ModelportError):
+    """An assistant has spent its budget (``[assistants.<name>] budget_usd``) for the period
+    (``budget_period``): the chat call is refused before anything is sent.
+
+    :param assistant: the assistant's name.
+    :param spent_usd: what its recorded calls cost in the period (unknown costs count as 0).
+    :param budget_usd: its budget for the period.
+    :param period: ``"day"``, ``"month"`` or ``"total"``.
+    """
+
+    def __init__(
+        self,
+        assistant: str,
+        *,
+        spent_usd: float,
+        budget_usd: float,
+        period: str,
+        hint: str | None = None,
+    ) -> None:
+        per = {"day": " daily", "month": " monthly"}.get(period, "")
+        super().__init__(
+            f"assistant {assistant!r} has spent ${spent_usd:.2f} of its{per} budget of "
+            f"${budget_usd:.2f}",
+            hint=hint,
+        )
+        self.assistant = assistant
+        self.spent_usd = spent_usd
+        self.budget_usd = budget_usd
+        self.period = period
+
+
+class LimiterUnavailableError(ModelportError):
+    """The Redis server that holds a shared rate limit is down, too slow, or refused the
+    check, and the limit says to refuse calls then (``on_redis_down = "refuse"``). Nothing was
+    sent to the backend.
+
+    :param backend: the backend whose limit it is.
+    :param url: the Redis URL, its credentials masked.
+    :param reason: what went wrong (the Redis client's error, masked).
+    """
+
+    def __init__(self, backend: str, url: str, reason: str) -> None:
+        super().__init__(
+            f"{backend}: the shared rate limit's Redis at {url} cannot be used: {reason}",
+            hint=f"check that Redis is running and reachable at that URL, or set "
+            f'[limits.{backend}] on_redis_down = "local" to fall back to a per-process '
+            "limit while it is down",
+        )
+        self.backend = backend
+        self.url = url
+        self.reason = reason
 
 
 class ImageError(ModelportError):

@@ -18,11 +18,15 @@ from typing import Any, Self, TypeVar
 
 import attrs
 
+from ._circuit import is_outage
 from ._runtime import Call, Runtime
 from ._text import invalid_unicode
-from .config import AssistantProfile, HistoryWindow, Settings, load_settings
+from .config import AssistantProfile, Fallback, HistoryWindow, Settings, load_settings
 from .errors import (
+    AuthenticationError,
     BackendError,
+    BackendNotFoundError,
+    CircuitOpenError,
     ConfigError,
     CorruptRecordError,
     InvalidInputError,
@@ -72,6 +76,8 @@ from .types import (
     Turn,
     UploadProgress,
     Usage,
+    UsageRecord,
+    UsageReport,
     VisionRequest,
     utcnow,
 )
@@ -97,6 +103,7 @@ class _Turn:
     assistant: str | None
     backend: str | None
     dialogue_id: str | None
+    fallbacks: tuple[Fallback, ...] = ()
 
 
 def _prepare_turn(
@@ -132,7 +139,134 @@ def _prepare_turn(
     request = ChatRequest(
         messages, model=model or profile.model, options=profile.options.merged(options)
     )
-    return _Turn(request, user, name, profile.backend, dialogue_id)
+    return _Turn(request, user, name, profile.backend, dialogue_id, profile.fallbacks)
+
+
+@attrs.frozen
+class _Attempt:
+    """One chat backend (and model) a turn tries, with the call as it is guarded and logged."""
+
+    index: int
+    name: str
+    chat: Any
+    request: ChatRequest
+    call: Call
+
+
+class _Chain:
+    """The chat backends a turn may be served by, in order: the assistant's own, then its
+    ``fallbacks``. Written once for both hubs and their streams: it picks the next backend,
+    skips those whose circuit is open, keeps the circuit breakers informed and logs; the
+    drivers only make the calls (each under the retry policy)::
+
+        attempt = chain.first()
+        while True:
+            try:
+                result = call(attempt)
+            except Exception as exc:
+                following = chain.after(attempt, exc)
+                if following is None:
+                    raise
+                attempt = following
+                continue
+            chain.served(attempt)
+            return result
+
+    Every fallback's backend name is checked when the chain is made, before any paid call;
+    a fallback's backend is built only when it is tried.
+    """
+
+    def __init__(self, rt: Runtime, turn: _Turn, call: Call, primary: tuple[str, Any]) -> None:
+        self._rt, self._turn, self._call = rt, turn, call
+        name, chat = primary
+        self._chats: dict[str, Any] = {name: chat}
+        self._options: list[tuple[str, ChatRequest]] = [(name, turn.request)]
+        for index, fallback in enumerate(turn.fallbacks):
+            request = attrs.evolve(turn.request, model=fallback.model)
+            self._options.append((self._known(index, fallback), request))
+        self._error: Exception | None = None  # the last failure, behind a circuit-open error
+
+    def _known(self, index: int, fallback: Fallback) -> str:
+        try:
+            return self._rt.spec(Capability.CHAT, fallback.backend).name
+        except BackendNotFoundError as exc:
+            known = ", ".join(sorted(exc.available)) or "none installed"
+            raise ConfigError(
+                f"no chat backend named {fallback.backend!r} to fall back to",
+                path=self._rt.settings.path,
+                key=f"assistants.{self._turn.assistant}.fallbacks[{index}]",
+                hint=f"name one of: {known}",
+            ) from None
+
+    def first(self) -> _Attempt:
+        """The first backend to call (raises :class:`CircuitOpenError` when none may be)."""
+        return self._from(0)
+
+    def _from(self, index: int) -> _Attempt:
+        last = len(self._options) - 1
+        while True:
+            name, request = self._options[index]
+            breaker = self._rt.circuit(name)
+            wait = breaker.admit()
+            if wait == 0:
+                chat = self._chats.get(name)
+                if chat is None:
+                    chat = self._chats[name] = self._rt.backend(Capability.CHAT, name)[1]
+                call = attrs.evolve(self._call, backend=name, model=request.model)
+                return _Attempt(index, name, chat, request, call)
+            error = CircuitOpenError(name, failures=breaker.failures, retry_after=wait)
+            if index == last:
+                raise error from self._error
+            self._fell_back(index, error)
+            index += 1
+
+    def after(self, attempt: _Attempt, exc: Exception) -> _Attempt | None:
+        """The backend to call after ``attempt`` failed with ``exc`` (its retry policy gave
+        up), or ``None`` when ``exc`` is to be raised: it does not fall back (see
+        :func:`modelport._circuit.is_outage`), or no backend is left."""
+        breaker = self._rt.circuit(attempt.name)
+        if not is_outage(exc):
+            if isinstance(exc, BackendError):  # refused, but the backend is up and answering
+                breaker.succeeded()
+            return None
+        breaker.failed()
+        if attempt.index == len(self._options) - 1:
+            return None
+        self._error = exc
+        self._fell_back(attempt.index, exc)
+        return self._from(attempt.index + 1)
+
+    def served(self, attempt: _Attempt) -> None:
+        """``attempt`` answered (a stream: its first delta came)."""
+        self._rt.circuit(attempt.name).succeeded()
+        if attempt.index:
+            get_logger().info(
+                "chat_fallback_served",
+                backend=attempt.name,
+                model=attempt.request.model,
+                assistant=self._turn.assistant,
+                primary=self._options[0][0],
+            )
+
+    def _fell_back(self, index: int, error: Exception) -> None:
+        name, request = self._options[index]
+        following, then = self._options[index + 1]
+        details: dict[str, Any] = {
+            "backend": name,
+            "model": request.model,
+            "assistant": self._turn.assistant,
+            "dialogue": self._turn.dialogue_id,
+            "error": type(error).__name__,
+            "status": getattr(error, "status", None),
+            "message": str(error),
+            "next": following,
+            "next_model": then.model,
+        }
+        if isinstance(error, AuthenticationError):  # a bad key is not an outage: say so loudly
+            details["hint"] = f"backend {name!r} rejected its credentials: check its API key"
+            get_logger().error("chat_fallback", **details)
+        else:
+            get_logger().warning("chat_fallback", **details)
 
 
 def _window(messages: Sequence[Message], window: HistoryWindow) -> list[Message]:
@@ -250,7 +384,8 @@ def _store_turn(rt: Runtime, turn: _Turn, reply: Reply, sentiment: Sentiment | N
     dialogue's id.
 
     Blocking on purpose: the async hub runs the whole of it in one worker thread, rather than
-    paying a thread hop for each store call.
+    paying a thread hop for each store call. The reply's usage record is written last, with
+    the dialogue's id, whether or not the turn could be stored (never raising).
 
     :raises ReplyNotStoredError: carrying the reply, whatever the store failed with.
     """
@@ -277,6 +412,8 @@ def _store_turn(rt: Runtime, turn: _Turn, reply: Reply, sentiment: Sentiment | N
         raise ReplyNotStoredError(
             exc, reply=reply, sentiment=sentiment, dialogue_id=dialogue_id
         ) from exc
+    finally:
+        rt.usage.settle(rt, reply, dialogue_id)
     return dialogue_id
 
 
@@ -522,6 +659,7 @@ class _HubBase:
         env: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         asleep: Callable[[float], Any] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         settings = settings if settings is not None else load_settings(env=env)
         self._rt = Runtime(
@@ -530,6 +668,7 @@ class _HubBase:
             sleep=sleep,
             asleep=asleep,
             env=os.environ if env is None else env,
+            clock=clock,
         )
 
     @classmethod
@@ -666,6 +805,7 @@ class _HubBase:
             model=turn.request.model,
             dialogue_id=turn.dialogue_id,
             tokens=turn.request.estimated_tokens(),
+            assistant=turn.assistant,
         )
 
 
@@ -676,6 +816,8 @@ class Hub(_HubBase):
     :param plugins: the plugins to use (default: built from ``settings.plugins``).
     :param env: where secrets are read from (default ``os.environ``).
     :param sleep: how to wait between retries and for the rate limiter (tests pass a fake).
+    :param clock: how the circuit breakers read the time, in seconds (``time.monotonic``;
+        tests pass a fake to reach a circuit's reset without waiting).
     """
 
     def __enter__(self) -> Hub:
@@ -685,8 +827,9 @@ class Hub(_HubBase):
         self.close()
 
     def close(self) -> None:
-        """Close every backend that was opened (those with a ``close()`` method)."""
-        for backend in self._rt.backends():
+        """Close every backend that was opened (those with a ``close()`` method), and the
+        connections of shared limiters."""
+        for backend in self._rt.closables():
             close = getattr(backend, "close", None)
             if callable(close):
                 close()
@@ -726,6 +869,7 @@ class Hub(_HubBase):
         assistant, history = self._history(dialogue, assistant)
         name, chat = self._rt.backend(Capability.CHAT, self.assistant(assistant).backend)
         self._store()  # a store that cannot be used fails now, before the paid call
+        self._rt.usage.check_budget(self._rt, assistant)  # and a spent budget too
         turn = _prepare_turn(
             self.settings,
             history,
@@ -753,15 +897,28 @@ class Hub(_HubBase):
         Loads the dialogue's history from the store (a new dialogue when ``dialogue`` is
         ``None``), applies the assistant profile, asks the chat backend, analyses the reply's
         sentiment (when a sentiment backend is available), and appends both messages.
+
+        When the chat backend fails (its retry policy gave up on a 5xx, a timeout or a rate
+        limit, or it rejected its key) or its circuit is open, the assistant's ``fallbacks``
+        are tried in order; ``answer.backend`` names the one that served.
         """
         turn, name, chat = self._turn(text, dialogue, assistant, images, options, model)
-        request = turn.request
-        reply = self._run(
-            self._chat_call(turn, "complete", name), lambda: chat.complete(request), request
-        )
-        return self._finish(turn, reply)
+        chain = _Chain(self._rt, turn, self._chat_call(turn, "complete", name), (name, chat))
+        attempt = chain.first()
+        while True:
+            try:
+                complete = functools.partial(attempt.chat.complete, attempt.request)
+                reply = self._run(attempt.call, complete, attempt.request)
+            except Exception as exc:
+                following = chain.after(attempt, exc)
+                if following is None:
+                    raise
+                attempt = following
+                continue
+            chain.served(attempt)
+            return self._finish(turn, reply, attempt.name)
 
-    def _finish(self, turn: _Turn, reply: Reply) -> Answer:
+    def _finish(self, turn: _Turn, reply: Reply, backend: str | None = None) -> Answer:
         sentiment = None
         if self._rt.available(Capability.SENTIMENT):
             try:
@@ -769,7 +926,9 @@ class Hub(_HubBase):
             except Exception as exc:  # a plugin's own error too: the reply is paid for
                 _quietly("reply_sentiment_failed", exc)
         dialogue_id = _store_turn(self._rt, turn, reply, sentiment)
-        return Answer(reply, dialogue_id, sentiment=sentiment, assistant=turn.assistant)
+        return Answer(
+            reply, dialogue_id, sentiment=sentiment, assistant=turn.assistant, backend=backend
+        )
 
     def stream(
         self,
@@ -784,8 +943,8 @@ class Hub(_HubBase):
         """Like :meth:`ask`, but yields the reply as it arrives.
 
         Iterate the returned :class:`ReplyStream` for :class:`StreamDelta` objects; once it is
-        exhausted, the dialogue is stored and ``stream.answer`` is set. The stream is retried
-        only before its first delta.
+        exhausted, the dialogue is stored and ``stream.answer`` is set. The stream is retried,
+        and falls back to the assistant's ``fallbacks``, only before its first delta.
         """
         turn, name, chat = self._turn(text, dialogue, assistant, images, options, model)
         return ReplyStream(self, turn, name, chat)
@@ -820,6 +979,7 @@ class Hub(_HubBase):
         )
         call = Call(Capability.VISION, name, "describe", model=model, tokens=1000 * len(images))
         reply: Reply = self._run(call, lambda: vision.describe(request), request)
+        self._rt.usage.settle(self._rt, reply)
         return reply
 
     def analyze(self, text: str) -> Sentiment:
@@ -877,6 +1037,25 @@ class Hub(_HubBase):
                 except (CorruptRecordError, RecordNotFoundError) as exc:  # damaged, or deleted
                     _quietly("dialogue_skipped", exc)
             offset = page.next_offset
+
+    # --- usage -------------------------------------------------------------------------------
+
+    def usage(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[UsageRecord, ...]:
+        """The recorded usage of chat and vision calls with ``since <= at < until``, oldest
+        first (see ``docs/usage.md``).
+
+        :raises ConfigError: when the store keeps no usage records.
+        """
+        return self._rt.usage.list_usage(self._rt, since, until)
+
+    def usage_report(
+        self, *, since: datetime | None = None, until: datetime | None = None, by: str = "day"
+    ) -> UsageReport:
+        """Totals of the recorded usage (calls, tokens, cost), grouped ``by`` day (UTC),
+        assistant, model or backend."""
+        return UsageReport.of(self.usage(since=since, until=until), by=by, since=since, until=until)
 
     # --- training ----------------------------------------------------------------------------
 
@@ -1125,11 +1304,17 @@ _END: Any = object()
 
 
 class ReplyStream(Iterator[StreamDelta]):
-    """The deltas of a streamed reply. After the last one, ``answer`` holds the stored answer."""
+    """The deltas of a streamed reply. After the last one, ``answer`` holds the stored answer.
+
+    Until the first delta, a failing backend is retried, then left for the assistant's next
+    fallback; after it, a failure is raised (the deltas already given cannot be taken back).
+    """
 
     def __init__(self, hub: Hub, turn: _Turn, backend: str, chat: Any) -> None:
-        self._hub, self._turn, self._chat = hub, turn, chat
+        self._hub, self._turn = hub, turn
         self._call = hub._chat_call(turn, "stream", backend)
+        self._chain = _Chain(hub._rt, turn, self._call, (backend, chat))
+        self._backend, self._request = backend, turn.request  # the serving ones, once open
         self._deltas: list[StreamDelta] = []
         self._source: Iterator[StreamDelta] | None = None
         self._started = time.perf_counter()
@@ -1138,15 +1323,29 @@ class ReplyStream(Iterator[StreamDelta]):
         self.answer: Answer | None = None
 
     def _open(self) -> Iterator[StreamDelta]:
-        def first() -> tuple[Iterator[StreamDelta], StreamDelta]:
-            source = iter(self._chat.stream(self._turn.request))
+        def first(attempt: _Attempt) -> tuple[Iterator[StreamDelta], StreamDelta]:
+            source = iter(attempt.chat.stream(attempt.request))
             try:
                 return source, next(source, _END)
             except BaseException:
                 _close(source)
                 raise
 
-        (source, head), self._attempts = self._hub._rt.call(self._call, first, observe=False)
+        attempt = self._chain.first()
+        while True:
+            try:
+                (source, head), self._attempts = self._hub._rt.call(
+                    attempt.call, functools.partial(first, attempt), observe=False
+                )
+            except Exception as exc:
+                following = self._chain.after(attempt, exc)
+                if following is None:
+                    raise
+                attempt = following
+                continue
+            break
+        self._chain.served(attempt)
+        self._backend, self._request, self._call = attempt.name, attempt.request, attempt.call
         if head is not _END:
             self._deltas.append(head)
         return source
@@ -1172,11 +1371,9 @@ class ReplyStream(Iterator[StreamDelta]):
         return delta
 
     def _complete(self) -> None:
-        reply = _assemble(self._deltas, self._turn.request.model)
-        self._hub._rt.succeeded(
-            self._call, self._turn.request, reply, self._started, self._attempts
-        )
-        self.answer = self._hub._finish(self._turn, reply)
+        reply = _assemble(self._deltas, self._request.model)
+        self._hub._rt.succeeded(self._call, self._request, reply, self._started, self._attempts)
+        self.answer = self._hub._finish(self._turn, reply, self._backend)
 
     def close(self) -> None:
         """Stop early; nothing is stored."""

@@ -3,6 +3,10 @@
 Backends raise :class:`modelport.errors.BackendError` subclasses that say whether they are
 ``retryable`` and how long the vendor asked to wait (``retry_after``); the core decides the
 rest. Vendor SDK retries must be off, so attempts never stack.
+
+A limit is kept in the process (:class:`RateLimiter`), or in Redis when its settings name a
+``redis_url``, so that every process and machine shares one budget (see
+:func:`make_limiter`; the Redis side lives in ``modelport._shared_limits`` and loads only then).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import tenacity
@@ -21,7 +25,7 @@ from .errors import BackendError, RateLimitedError
 if TYPE_CHECKING:
     from .config import LimitSettings, RetrySettings
 
-__all__ = ["RateLimiter", "RetryPolicy", "TokenBucket"]
+__all__ = ["Limiter", "RateLimiter", "RetryPolicy", "TokenBucket", "make_limiter"]
 
 
 @attrs.frozen
@@ -147,7 +151,7 @@ def _state(attempt: int) -> tenacity.RetryCallState:
 
 class TokenBucket:
     """A token bucket refilled at ``per_minute / 60`` tokens a second, holding at most
-    ``per_minute`` (one minute's burst).
+    ``capacity`` (default ``per_minute``: one minute's burst).
 
     Acquiring reserves tokens at once, letting the level go negative, and returns how long the
     caller must wait for the reservation to be covered. Waiters are therefore served in arrival
@@ -155,10 +159,16 @@ class TokenBucket:
     share between threads and between asyncio tasks.
     """
 
-    def __init__(self, per_minute: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        if per_minute <= 0:
+    def __init__(
+        self,
+        per_minute: float,
+        *,
+        capacity: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_minute <= 0 or (capacity is not None and capacity <= 0):
             raise ValueError("a rate limit must be positive")
-        self.capacity = float(per_minute)
+        self.capacity = float(per_minute if capacity is None else capacity)
         self.rate = per_minute / 60.0
         self._clock = clock
         self._level = self.capacity
@@ -180,11 +190,40 @@ class TokenBucket:
             self._level = min(self.capacity, self._level + amount)
 
 
+class Limiter(Protocol):
+    """What the core asks of a rate limiter: :class:`RateLimiter`, or the shared one."""
+
+    def acquire(self, tokens: int = 0, *, sleep: Callable[[float], None] = ...) -> float: ...
+
+    async def aacquire(
+        self, tokens: int = 0, *, sleep: Callable[[float], Awaitable[None]] = ...
+    ) -> float: ...
+
+    def settle(self, estimated: int, actual: int) -> None: ...
+
+
+def make_limiter(backend: str, settings: LimitSettings) -> Limiter | None:
+    """The limiter for ``backend``'s settings: in this process, or shared through Redis when
+    they name a ``redis_url``; ``None`` when they set no limit.
+
+    :raises ConfigError: when the Redis URL is unusable or redis-py is not installed.
+    """
+    if not (settings.requests_per_minute or settings.tokens_per_minute):
+        return None
+    if settings.redis_url:
+        from ._shared_limits import SharedRateLimiter
+
+        return SharedRateLimiter.from_settings(backend, settings)
+    return RateLimiter.from_settings(settings)
+
+
 class RateLimiter:
-    """Client-side limits on requests and tokens per minute for one backend.
+    """Client-side limits on requests and tokens per minute for one backend, in this process.
 
     ``acquire`` blocks the calling thread; ``aacquire`` suspends the calling task. Both may be
     used on the same limiter at once.
+
+    :param burst: the request bucket's size (default ``requests_per_minute``).
     """
 
     def __init__(
@@ -192,10 +231,13 @@ class RateLimiter:
         *,
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
+        burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.requests = (
-            TokenBucket(requests_per_minute, clock=clock) if requests_per_minute else None
+            TokenBucket(requests_per_minute, capacity=burst, clock=clock)
+            if requests_per_minute
+            else None
         )
         self.tokens = TokenBucket(tokens_per_minute, clock=clock) if tokens_per_minute else None
 
@@ -207,9 +249,12 @@ class RateLimiter:
         return cls(
             requests_per_minute=settings.requests_per_minute,
             tokens_per_minute=settings.tokens_per_minute,
+            burst=settings.burst,
         )
 
-    def _reserve(self, tokens: int) -> float:
+    def reserve(self, tokens: int = 0) -> float:
+        """Take one request and ``tokens`` tokens now; return the seconds to wait before
+        using them (the caller sleeps; :meth:`acquire` does both)."""
         wait = self.requests.reserve(1) if self.requests else 0.0
         if self.tokens and tokens:
             wait = max(wait, self.tokens.reserve(min(tokens, self.tokens.capacity)))
@@ -217,7 +262,7 @@ class RateLimiter:
 
     def acquire(self, tokens: int = 0, *, sleep: Callable[[float], None] = time.sleep) -> float:
         """Wait until one request and ``tokens`` tokens may be spent; return the wait."""
-        wait = self._reserve(tokens)
+        wait = self.reserve(tokens)
         if wait > 0:
             sleep(wait)
         return wait
@@ -226,7 +271,7 @@ class RateLimiter:
         self, tokens: int = 0, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     ) -> float:
         """The asyncio twin of :meth:`acquire`."""
-        wait = self._reserve(tokens)
+        wait = self.reserve(tokens)
         if wait > 0:
             await sleep(wait)
         return wait

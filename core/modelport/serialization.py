@@ -23,6 +23,7 @@ import cattrs
 from cattrs.preconf.json import JsonConverter, make_converter
 from cattrs.strategies import configure_tagged_union
 
+from .config import Fallback
 from .errors import CorruptRecordError
 from .types import (
     Dialogue,
@@ -35,6 +36,7 @@ from .types import (
     TrainingExample,
     TrainingJob,
     Turn,
+    UsageRecord,
 )
 
 __all__ = [
@@ -57,6 +59,7 @@ T = TypeVar("T")
 RECORD_SCHEMAS: dict[type[Any], tuple[str, int]] = {
     Message: ("message", 1),
     Turn: ("turn", 1),
+    UsageRecord: ("usage", 1),
     Dialogue: ("dialogue", 1),
     DialogueInfo: ("dialogue-info", 1),
     JobRecord: ("job", 1),
@@ -89,6 +92,25 @@ def configure_converter(conv: JsonConverter) -> None:
         return datetime.fromisoformat(value)
 
     conv.register_structure_hook(datetime, _datetime)
+    fallback = conv.gen_structure_attrs_fromdict(Fallback)
+
+    def _fallback(value: Any, _t: type) -> Fallback:  # a backend name, or a table
+        if isinstance(value, Mapping):
+            return fallback(value, Fallback)
+        if not isinstance(value, str) or not value:
+            raise ValueError(
+                f"'backend' must be a backend name, or a table with backend and model: {value!r}"
+            )
+        return Fallback(value)
+
+    fallbacks = conv.get_structure_hook(tuple[Fallback, ...])
+
+    def _fallbacks(value: Any, t: Any) -> tuple[Fallback, ...]:  # one name: a list of one
+        found: tuple[Fallback, ...] = fallbacks([value] if isinstance(value, str) else value, t)
+        return found
+
+    conv.register_structure_hook(Fallback, _fallback)
+    conv.register_structure_hook_func(lambda t: t == tuple[Fallback, ...], _fallbacks)
     configure_tagged_union(
         Part,
         conv,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import mimetypes
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -50,6 +50,9 @@ __all__ = [
     "Turn",
     "UploadProgress",
     "Usage",
+    "UsageRecord",
+    "UsageReport",
+    "UsageTotal",
     "VisionRequest",
     "utcnow",
 ]
@@ -442,12 +445,17 @@ class Page:
 
 @attrs.frozen
 class Answer:
-    """What :meth:`modelport.Hub.ask` returns: the reply, its sentiment, and where it is kept."""
+    """What :meth:`modelport.Hub.ask` returns: the reply, its sentiment, and where it is kept.
+
+    ``backend`` is the chat backend that served the reply (a fallback's, when the assistant's
+    own failed; the model is ``reply.model``).
+    """
 
     reply: Reply
     dialogue_id: str
     sentiment: Sentiment | None = None
     assistant: str | None = None
+    backend: str | None = None
 
     @property
     def text(self) -> str:
@@ -630,6 +638,7 @@ class Exchange:
     model: str | None = None
     usage: Usage | None = None
     dialogue_id: str | None = None
+    assistant: str | None = None
 
 
 @attrs.frozen
@@ -644,3 +653,130 @@ class CallFailure:
     will_retry: bool
     model: str | None = None
     dialogue_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class UsageRecord:
+    """One backend call's usage, as the hub records it in the store (see ``modelport usage``).
+
+    :ivar at: when the call finished (timezone-aware).
+    :ivar capability: what was called (``chat``, ``vision``, ...).
+    :ivar backend: the backend that served the call.
+    :ivar operation: the protocol method (``complete``, ``stream``, ``describe``, ...).
+    :ivar model: the model that answered, when known.
+    :ivar assistant: the assistant profile the call was made for, if any.
+    :ivar dialogue_id: the dialogue the call was part of, if any.
+    :ivar prompt_tokens: tokens sent.
+    :ivar completion_tokens: tokens received.
+    :ivar cost_usd: the estimated cost from the price table; ``None`` when no price is known.
+    """
+
+    at: datetime
+    capability: Capability = attrs.field(converter=Capability)
+    backend: str
+    operation: str
+    model: str | None = None
+    assistant: str | None = None
+    dialogue_id: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+
+
+#: How ``modelport usage --by`` groups records: the key of each record.
+_USAGE_GROUPS: Mapping[str, Callable[[UsageRecord], str]] = {
+    "day": lambda r: r.at.astimezone(UTC).date().isoformat(),
+    "assistant": lambda r: r.assistant or "-",
+    "model": lambda r: r.model or "-",
+    "backend": lambda r: r.backend,
+}
+
+
+@attrs.frozen(kw_only=True)
+class UsageTotal:
+    """The totals of a group of usage records.
+
+    :ivar key: the group (a day ``YYYY-MM-DD`` in UTC, an assistant, a model or a backend;
+        ``"-"`` for records without one; ``"total"`` for the whole report).
+    :ivar calls: how many calls.
+    :ivar prompt_tokens: tokens sent.
+    :ivar completion_tokens: tokens received.
+    :ivar cost_usd: the cost of the calls whose price is known.
+    :ivar unknown_cost_calls: calls whose price is not known (not in ``cost_usd``).
+    """
+
+    key: str
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    unknown_cost_calls: int = 0
+
+    @classmethod
+    def of(cls, key: str, records: Iterable[UsageRecord]) -> UsageTotal:
+        calls = prompt = completion = unknown = 0
+        cost = 0.0
+        for r in records:
+            calls += 1
+            prompt += r.prompt_tokens
+            completion += r.completion_tokens
+            if r.cost_usd is None:
+                unknown += 1
+            else:
+                cost += r.cost_usd
+        return cls(
+            key=key,
+            calls=calls,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cost_usd=cost,
+            unknown_cost_calls=unknown,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class UsageReport:
+    """Usage totals grouped one way (``hub.usage_report``, ``modelport usage``).
+
+    :ivar by: how the rows are grouped: ``"day"``, ``"assistant"``, ``"model"`` or
+        ``"backend"``.
+    :ivar since: the start of the range (inclusive), if any.
+    :ivar until: the end of the range (exclusive), if any.
+    :ivar rows: one total per group, sorted by key.
+    :ivar total: the totals of every record.
+    """
+
+    by: str
+    since: datetime | None = None
+    until: datetime | None = None
+    rows: tuple[UsageTotal, ...] = ()
+    total: UsageTotal = UsageTotal(key="total")
+
+    @classmethod
+    def of(
+        cls,
+        records: Iterable[UsageRecord],
+        *,
+        by: str = "day",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> UsageReport:
+        """Group ``records`` by ``by``.
+
+        :raises ValueError: for an unknown ``by``.
+        """
+        try:
+            key = _USAGE_GROUPS[by]
+        except KeyError:
+            raise ValueError(f"by must be one of {', '.join(_USAGE_GROUPS)}, not {by!r}") from None
+        records = list(records)
+        groups: dict[str, list[UsageRecord]] = {}
+        for r in records:
+            groups.setdefault(key(r), []).append(r)
+        return cls(
+            by=by,
+            since=since,
+            until=until,
+            rows=tuple(UsageTotal.of(k, groups[k]) for k in sorted(groups)),
+            total=UsageTotal.of("total", records),
+        )

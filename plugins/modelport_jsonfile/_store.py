@@ -22,7 +22,7 @@ from urllib.parse import quote, unquote
 import filelock
 import platformdirs
 
-from modelport import Dialogue, DialogueInfo, JobRecord, Message, Page
+from modelport import Dialogue, DialogueInfo, JobRecord, Message, Page, UsageRecord
 from modelport.errors import CorruptRecordError, RecordNotFoundError, StorageError
 from modelport.logs import get_logger
 from modelport.serialization import (
@@ -159,6 +159,9 @@ class JsonFileStore:
         self.lock_timeout_s = lock_timeout_s
         self._dialogues = self.root / "dialogues"
         self._jobs = self.root / "jobs"
+        self._usage = self.root / "usage"
+        self._usage_guard = threading.Lock()
+        self._usage_open: tuple[str, int, int] | None = None  # (month, pid, fd)
         self._damaged = self.root / "damaged"
         self._locks_dir = self.root / ".locks"
         self._locks: dict[str, filelock.FileLock] = {}
@@ -620,6 +623,91 @@ class JsonFileStore:
             except StorageError as exc:
                 _skipped(exc)
         return sorted(records, key=_job_started)
+
+    # --- usage records --------------------------------------------------------------------
+
+    def record_usage(self, record: UsageRecord) -> None:
+        """Append ``record`` to ``usage/<YYYY-MM>.jsonl`` (its month, UTC), under the file's
+        ``flock``; a torn last line left by a killed writer is ended first, so it stays one
+        damaged line that readers skip. The month's file stays open between calls (one
+        ``open`` per month and process, not per call); :meth:`close` closes it."""
+        month = f"{record.at.astimezone(UTC):%Y-%m}"
+        line = (dumps_record(record) + "\n").encode()
+        with self._usage_guard:
+            path = self._usage / f"{month}.jsonl"
+            with _os_errors("record usage", path):
+                for _ in range(2):
+                    fd = self._usage_fd(month, path)
+                    self._flock(fd, path)
+                    try:
+                        stat = os.fstat(fd)
+                        if stat.st_nlink == 0:  # deleted or moved aside: open a new one
+                            self._close_usage()
+                            continue
+                        if stat.st_size and os.pread(fd, 1, stat.st_size - 1) != b"\n":
+                            line = b"\n" + line  # a torn line: end it
+                        self._write_all(fd, line)
+                        return
+                    finally:
+                        with contextlib.suppress(OSError):
+                            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _usage_fd(self, month: str, path: Path) -> int:
+        cached = self._usage_open
+        if cached is not None and cached[0] == month and cached[1] == os.getpid():
+            return cached[2]
+        self._close_usage()
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, flags, 0o644)
+        self._usage_open = (month, os.getpid(), fd)
+        return fd
+
+    def _close_usage(self) -> None:
+        cached, self._usage_open = self._usage_open, None
+        if cached is not None and cached[1] == os.getpid():
+            with contextlib.suppress(OSError):
+                os.close(cached[2])
+
+    def close(self) -> None:
+        """Close the usage file kept open by :meth:`record_usage` (the hub calls this)."""
+        with self._usage_guard:
+            self._close_usage()
+
+    def list_usage(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> Sequence[UsageRecord]:
+        """Usage records with ``since <= at < until``, oldest first; only the months in the
+        range are read, and a damaged line is logged and skipped."""
+        with _os_errors("list the usage records", self._usage):
+            paths = sorted(self._usage.glob("*.jsonl")) if self._usage.is_dir() else []
+        low = f"{since.astimezone(UTC):%Y-%m}" if since is not None else ""
+        high = f"{until.astimezone(UTC):%Y-%m}" if until is not None else "~"
+        records: list[UsageRecord] = []
+        for path in paths:
+            if not low <= path.stem <= high:
+                continue
+            with _os_errors("read the usage records", path):
+                try:
+                    data = path.read_bytes()
+                except FileNotFoundError:
+                    continue
+            for number, raw in enumerate(data.split(b"\n"), 1):
+                if not raw.strip():
+                    continue
+                try:
+                    text = raw.decode("utf-8", "replace")
+                    record = loads_record(text, UsageRecord, path=str(path), line=number)
+                except StorageError as exc:
+                    _skipped(exc)
+                    continue
+                if (since is None or record.at >= since) and (until is None or record.at < until):
+                    records.append(record)
+        records.sort(key=lambda r: r.at)
+        return records
 
 
 def _skipped(exc: StorageError) -> None:

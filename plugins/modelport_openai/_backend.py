@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -66,6 +67,9 @@ if TYPE_CHECKING:
     import openai
 
 __all__ = ["OpenAIBackend"]
+
+#: A dated snapshot's suffix (``gpt-4o-mini-2024-07-18``), priced as its alias when unlisted.
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
 class _Response(Protocol):
@@ -167,6 +171,16 @@ class OpenAIBackend:
         prices = self.config.training_prices
         match = max((p for p in prices if base_model.startswith(p)), key=len, default=None)
         return prices[match] if match is not None else None
+
+    def chat_price(self, model: str) -> tuple[float, float] | None:
+        """US dollars per million tokens (input, output) for chat and vision calls to
+        ``model``, when this backend's preset ships a price for it (the core's ``[prices]``
+        config comes first)."""
+        prices = self.config.preset.chat_prices
+        found = prices.get(model)
+        if found is None and _SNAPSHOT.search(model):
+            found = prices.get(_SNAPSHOT.sub("", model))
+        return found
 
     def training_warnings(self, base_model: str | None = None) -> list[str]:
         """What ``modelport train --check`` should know beyond the data: here, that the vendor

@@ -14,6 +14,7 @@ from modelport.logs import redact, redact_data, register_secrets_in
 
 __all__ = [
     "DEFAULT_MODEL",
+    "OPENAI_CHAT_PRICES",
     "OPENAI_FINE_TUNING_CLOSES",
     "OPENAI_REASONING_MODELS",
     "OPENAI_TRAINING_PRICES",
@@ -141,6 +142,26 @@ OPENAI_TRAINING_PRICES: Mapping[str, float] = {
 }
 
 
+#: OpenAI's published chat prices (USD per 1M tokens: input, output; standard tier, uncached
+#: input) for the models where they are known, by model name; a dated snapshot that is not
+#: listed is priced as its alias (``gpt-4o-mini-2024-07-18`` as ``gpt-4o-mini``). Prices
+#: change: ``[prices.openai."<model>"]`` in the config overrides any of them. No price is known
+#: for :data:`DEFAULT_MODEL`, nor for fine-tuned (``ft:``) models, so their cost is unknown
+#: until the config gives one.
+OPENAI_CHAT_PRICES: Mapping[str, tuple[float, float]] = {
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-2024-05-13": (5.00, 15.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-3.5-turbo": (0.50, 1.50),
+    "gpt-5": (1.25, 10.00),
+    "gpt-5-mini": (0.25, 2.00),
+    "gpt-5-nano": (0.05, 0.40),
+}
+
+
 @attrs.frozen(kw_only=True)
 class Preset:
     """Defaults for one kind of OpenAI-compatible server, registered as its own backend."""
@@ -158,6 +179,8 @@ class Preset:
     default: bool = False
     image_urls: bool = True
     training_prices: Mapping[str, float] = attrs.field(factory=dict)
+    #: USD per 1M tokens (input, output) by model name, for ``chat_price``
+    chat_prices: Mapping[str, tuple[float, float]] = attrs.field(factory=dict)
     reasoning_models: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     #: the first day the vendor takes no new fine-tuning jobs (only at its own ``base_url``)
     training_closes: date | None = None
@@ -178,6 +201,7 @@ PRESETS: Mapping[str, Preset] = {
             max_tokens_param="max_completion_tokens",
             default=True,
             training_prices=OPENAI_TRAINING_PRICES,
+            chat_prices=OPENAI_CHAT_PRICES,
             reasoning_models=OPENAI_REASONING_MODELS,
             training_closes=OPENAI_FINE_TUNING_CLOSES,
         ),

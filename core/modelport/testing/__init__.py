@@ -15,7 +15,8 @@ fakes (an echoing chat backend, an in-memory store, ...) to try modelport withou
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -85,6 +86,7 @@ def make_test_hub(
     plugins: Sequence[object] = (),
     sleep: RecordingSleep | None = None,
     env: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Hub:
     """A :class:`Hub` on the fakes: no config file, no environment, no entry points.
 
@@ -93,6 +95,7 @@ def make_test_hub(
     :param plugins: more plugin objects to register (observers, say).
     :param sleep: records retry and rate-limit waits instead of sleeping.
     :param env: the environment backends read their keys from (default: empty).
+    :param clock: the circuit breakers' clock (a fake moves a circuit to its reset at once).
     """
     fakes = fakes if fakes is not None else FakeBackends()
     sleep = sleep if sleep is not None else RecordingSleep()
@@ -102,6 +105,7 @@ def make_test_hub(
         env=dict(env or {}),
         sleep=sleep,
         asleep=sleep.asleep,
+        clock=clock,
     )
 
 
@@ -112,6 +116,7 @@ def make_test_async_hub(
     plugins: Sequence[object] = (),
     sleep: RecordingSleep | None = None,
     env: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AsyncHub:
     """The :class:`AsyncHub` twin of :func:`make_test_hub`."""
     fakes = fakes if fakes is not None else FakeBackends()
@@ -122,6 +127,7 @@ def make_test_async_hub(
         env=dict(env or {}),
         sleep=sleep,
         asleep=sleep.asleep,
+        clock=clock,
     )
 
 

@@ -35,6 +35,7 @@ from ..types import (
     TrainingDataset,
     TrainingJob,
     Usage,
+    UsageRecord,
     VisionRequest,
     utcnow,
 )
@@ -233,13 +234,15 @@ class FakeSentiment(_Script):
 
 
 class MemoryStore:
-    """A thread-safe, in-memory store of dialogues and job records (nothing persists)."""
+    """A thread-safe, in-memory store of dialogues, job records and usage records (nothing
+    persists). ``usage_records`` lists what ``record_usage`` kept, in order."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._dialogues: dict[str, Dialogue] = {}
         self._updated: dict[str, datetime] = {}
         self._jobs: dict[str, JobRecord] = {}
+        self.usage_records: list[UsageRecord] = []
 
     def create_dialogue(
         self, *, assistant: str | None = None, title: str | None = None
@@ -329,6 +332,21 @@ class MemoryStore:
     def list_jobs(self) -> Sequence[JobRecord]:
         with self._lock:
             return list(self._jobs.values())
+
+    def record_usage(self, record: UsageRecord) -> None:
+        with self._lock:
+            self.usage_records.append(record)
+
+    def list_usage(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> Sequence[UsageRecord]:
+        with self._lock:
+            found = [
+                r
+                for r in self.usage_records
+                if (since is None or r.at >= since) and (until is None or r.at < until)
+            ]
+        return sorted(found, key=lambda r: r.at)
 
 
 class FakeTrainer(_Script):

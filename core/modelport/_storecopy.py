@@ -1,0 +1,197 @@
+"""Copy dialogues, job records and usage from one store to another (``modelport store copy``).
+
+Works on any two :class:`~modelport.backends.Store` backends through the protocol alone, and
+is resumable: run it again after an interruption and it carries on, copying nothing twice and
+losing nothing.
+
+* A dialogue keeps its id when the target has the optional ``import_dialogue(dialogue)``
+  method (the ``sql`` store has it): the dialogue is created whole, with its id, creation time
+  and messages, in one write. Otherwise it is created anew (a new id) and its messages appended
+  turn by turn; a journal (JSON lines, one ``{"source": id, "target": id}`` per dialogue,
+  written before the first append) maps the ids, so a second run finds it again.
+* Either way, what the target already holds is compared with the source: a dialogue that
+  holds the first ``k`` messages of its source gets the rest appended; one whose messages are
+  not a prefix of the source's is a conflict, reported and left alone.
+* Job records are saved when missing or different (the source's record wins); usage records
+  (when both stores keep usage) are copied when the target lacks them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import RecordNotFoundError, StorageError
+from .types import Dialogue, Message
+
+__all__ = ["CopyReport", "copy_store"]
+
+_PAGE = 200
+
+
+@attrs.define
+class CopyReport:
+    """What a copy did (counts), and the dialogues it had to leave alone."""
+
+    dialogues_created: int = 0
+    dialogues_extended: int = 0
+    dialogues_unchanged: int = 0
+    messages: int = 0
+    jobs: int = 0
+    jobs_unchanged: int = 0
+    usage: int = 0
+    conflicts: list[str] = attrs.field(factory=list)
+
+
+def _dialogue_ids(source: Any) -> list[str]:
+    """Every dialogue id of ``source``, taken first so that paging cannot skip one."""
+    ids: list[str] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = source.list_dialogues(limit=_PAGE, offset=offset)
+        ids += [info.id for info in page.items]
+        offset = page.next_offset
+    return list(dict.fromkeys(ids))
+
+
+def _turns(messages: Sequence[Message]) -> Iterator[tuple[Message, ...]]:
+    """``messages`` as the hub appends them: a question with its reply, others alone."""
+    n = 0
+    while n < len(messages):
+        if (
+            n + 1 < len(messages)
+            and messages[n].role == "user"
+            and messages[n + 1].role == "assistant"
+        ):
+            yield messages[n], messages[n + 1]
+            n += 2
+        else:
+            yield (messages[n],)
+            n += 1
+
+
+class _Journal:
+    """Source id -> target id, for targets that choose their own ids."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ids: dict[str, str] = {}
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            lines = []
+        except OSError as exc:
+            raise StorageError(f"cannot read the copy journal: {exc}", path=str(path)) from exc
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                self.ids[entry["source"]] = entry["target"]
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by an interruption: that dialogue is matched anew
+
+    def add(self, source: str, target: str) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as file:
+                file.write(json.dumps({"source": source, "target": target}) + "\n")
+                file.flush()
+                os.fsync(file.fileno())
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write the copy journal: {exc}",
+                path=str(self.path),
+                hint="make its directory writable, or choose another with --journal",
+            ) from exc
+        self.ids[source] = target
+
+
+def _copy_dialogue(
+    source: Any, target: Any, dialogue_id: str, journal: _Journal | None, report: CopyReport
+) -> None:
+    dialogue: Dialogue = source.load_dialogue(dialogue_id)
+    importing = callable(getattr(target, "import_dialogue", None))
+    target_id = dialogue_id if importing else (journal.ids.get(dialogue_id) if journal else None)
+    have: tuple[Message, ...] | None = None
+    if target_id is not None:
+        try:
+            have = target.load_dialogue(target_id).messages
+        except RecordNotFoundError:
+            have = None
+    if have is None:
+        if importing:
+            target.import_dialogue(dialogue)
+            report.dialogues_created += 1
+            report.messages += len(dialogue.messages)
+            return
+        assert journal is not None
+        target_id = target.create_dialogue(assistant=dialogue.assistant, title=dialogue.title).id
+        journal.add(dialogue_id, target_id)
+        have = ()
+        report.dialogues_created += 1
+    elif have[: len(dialogue.messages)] == dialogue.messages:  # all there already
+        report.dialogues_unchanged += 1
+        return
+    elif dialogue.messages[: len(have)] == have:  # copied in part: carry on
+        report.dialogues_extended += 1
+    else:
+        report.conflicts.append(dialogue_id)
+        return
+    for turn in _turns(dialogue.messages[len(have) :]):
+        target.append(target_id, *turn)
+        report.messages += len(turn)
+
+
+def copy_store(
+    source: Any,
+    target: Any,
+    *,
+    journal: Path | None = None,
+    on_dialogue: Callable[[int, int], None] | None = None,
+) -> CopyReport:
+    """Copy every dialogue, job record and usage record of ``source`` into ``target``.
+
+    :param journal: where the ids of dialogues copied to a target that chooses its own ids are
+        kept (needed only then).
+    :param on_dialogue: called as ``on_dialogue(done, total)`` after each dialogue.
+    :raises StorageError: from either store; what was copied before stays copied, and a
+        second run carries on from there.
+    """
+    report = CopyReport()
+    needs_journal = not callable(getattr(target, "import_dialogue", None))
+    if needs_journal and journal is None:
+        raise ValueError("a target that chooses its own ids needs a journal")
+    book = _Journal(journal) if needs_journal and journal is not None else None
+    ids = _dialogue_ids(source)
+    for done, dialogue_id in enumerate(ids, start=1):
+        with contextlib.suppress(RecordNotFoundError):  # deleted from the source meanwhile
+            _copy_dialogue(source, target, dialogue_id, book, report)
+        if on_dialogue is not None:
+            on_dialogue(done, len(ids))
+    for record in source.list_jobs():
+        try:
+            same = target.load_job(record.job_id) == record
+        except RecordNotFoundError:
+            same = False
+        if same:
+            report.jobs_unchanged += 1
+        else:
+            target.save_job(record)
+            report.jobs += 1
+    if callable(getattr(source, "list_usage", None)) and callable(
+        getattr(target, "record_usage", None)
+    ):
+        present = Counter(target.list_usage())
+        for usage in source.list_usage():
+            if present[usage]:
+                present[usage] -= 1
+                continue
+            target.record_usage(usage)
+            report.usage += 1
+    return report
