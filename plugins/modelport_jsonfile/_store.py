@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+import attrs
 import filelock
 import platformdirs
 
@@ -322,6 +323,35 @@ class JsonFileStore:
                     id=dialogue.id, created_at=now, updated_at=now, assistant=assistant, title=title
                 )
 
+    def import_dialogue(self, dialogue: Dialogue) -> None:
+        """Create ``dialogue`` whole, keeping its id, creation time and messages, in one write:
+        it appears whole or not at all (``modelport store copy`` keeps ids this way).
+
+        :raises StorageError: when a dialogue with that id exists (nothing is changed), or the
+            id is not one this store can keep.
+        """
+        if not _ID.fullmatch(dialogue.id):
+            raise StorageError(
+                f"cannot keep the dialogue id {dialogue.id!r}: ids are 1 to 64 letters, "
+                "digits, '-' or '_'",
+                path=str(self._dialogues),
+            )
+        path = self._path(dialogue.id)
+        header = attrs.evolve(dialogue, messages=())
+        lines = [dumps_record(header), *(dumps_messages(t) for t in _turns(dialogue.messages))]
+        with _os_errors("import the dialogue", path):
+            tmp = self._write_aside(path, ("\n".join(lines) + "\n").encode())
+            try:
+                os.link(tmp, path)  # never replaces a dialogue that is there
+            except FileExistsError:
+                raise StorageError(
+                    f"a dialogue {dialogue.id!r} exists already",
+                    path=str(path),
+                    hint="nothing was changed",
+                ) from None
+            finally:
+                tmp.unlink()
+
     def append(self, dialogue_id: str, *messages: Message) -> None:
         if not messages:
             return
@@ -334,6 +364,25 @@ class JsonFileStore:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, size)  # nothing half-written stays behind
                 raise
+            self._kept(dialogue_id, fd, size, line, messages)
+
+    def _kept(
+        self, dialogue_id: str, fd: int, size: int, line: bytes, messages: Sequence[Message]
+    ) -> None:
+        """Add what was just appended to the dialogue's kept tail, when the tail ran up to
+        where the line was written: the next ask then parses nothing of its own turn."""
+        with self._locks_guard:  # taken out while it changes, as _latest does
+            tail = self._tails.pop(dialogue_id, None)
+        if tail is None:
+            return
+        stat = os.fstat(fd)
+        if tail.end == size and len(line) >= 64 and tail.file == (stat.st_dev, stat.st_ino):
+            tail.lines.append((size, tuple(messages)))
+            tail.count += len(messages)
+            tail.end = size + len(line)
+            tail.mark = line[-64:]
+        with self._locks_guard:
+            self._tails.setdefault(dialogue_id, tail)
 
     def _tail_messages(self, fd: int, size: int, path: Path) -> tuple[int, tuple[Message, ...]]:
         """Where the complete lines end, and the messages of an unterminated last line when it
@@ -503,9 +552,8 @@ class JsonFileStore:
         tail.keep = max(tail.keep, last)  # the widest window asked for stays parsed
         while tail.lines and tail.count - len(tail.lines[0][1]) >= tail.keep:
             tail.count -= len(tail.lines.popleft()[1])
-        tail.mark = os.pread(
-            fd, min(64, tail.end - tail.body), tail.end - min(64, tail.end - tail.body)
-        )
+        mark = min(64, tail.end - tail.body)
+        tail.mark = os.pread(fd, mark, tail.end - mark)
         with self._locks_guard:
             self._tails[dialogue_id] = tail
             while len(self._tails) > _TAILS:
@@ -708,6 +756,18 @@ class JsonFileStore:
                     records.append(record)
         records.sort(key=lambda r: r.at)
         return records
+
+
+def _turns(messages: Sequence[Message]) -> Iterator[tuple[Message, ...]]:
+    """``messages`` as turns: each question with the replies that follow it."""
+    turn: list[Message] = []
+    for message in messages:
+        if message.role == "user" and turn:
+            yield tuple(turn)
+            turn = []
+        turn.append(message)
+    if turn:
+        yield tuple(turn)
 
 
 def _skipped(exc: StorageError) -> None:

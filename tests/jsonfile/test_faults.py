@@ -302,3 +302,32 @@ def test_the_kept_tail_is_dropped_when_the_file_is_replaced_or_rewritten(
     text = path.read_text()
     path.write_text(text.replace("other", "again"))  # rewritten in place, same size
     assert [m.text for m in store.load_dialogue(info.id, last=2).messages] == ["again"]
+
+
+def test_own_appends_join_the_kept_tail_without_being_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import modelport_jsonfile._store as store_module
+
+    mine, other = JsonFileStore(tmp_path / "s"), JsonFileStore(tmp_path / "s")
+    info = mine.create_dialogue()
+    mine.append(info.id, msg("q0 " + "x" * 80), msg("a0", "assistant"))
+    mine.load_dialogue(info.id, last=10)
+    parsed: list[bytes] = []
+    real = store_module.loads_messages
+
+    def counting(line: bytes, **kwargs: Any) -> Any:
+        parsed.append(line)
+        return real(line, **kwargs)
+
+    monkeypatch.setattr(store_module, "loads_messages", counting)
+    mine.append(info.id, msg("q1 " + "x" * 80), msg("a1", "assistant"))
+    assert [m.text[:2] for m in mine.load_dialogue(info.id, last=10).messages] == [
+        "q0", "a0", "q1", "a1"
+    ]  # fmt: skip
+    assert parsed == [], "its own append was parsed again"
+    other.append(info.id, msg("q2 " + "x" * 80), msg("a2", "assistant"))
+    mine.append(info.id, msg("q3 " + "x" * 80), msg("a3", "assistant"))
+    assert [m.text[:2] for m in mine.load_dialogue(info.id, last=10).messages] == [
+        "q0", "a0", "q1", "a1", "q2", "a2", "q3", "a3"
+    ]  # fmt: skip

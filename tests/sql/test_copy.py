@@ -13,6 +13,7 @@ from modelport import JobRecord, JobStatus, Message, TrainingJob
 from modelport._storecopy import copy_store
 from modelport.cli import CliState, cli
 from modelport.errors import StorageError
+from modelport.testing import MemoryStore
 from modelport_jsonfile import JsonFileStore
 from modelport_sql import SqlStore
 
@@ -76,6 +77,7 @@ def test_jsonfile_to_sql_and_back_loses_nothing(tmp_path: Path) -> None:
     report = _copy(back, "--from", "sql", "--to", "jsonfile")
     assert (report["dialogues_created"], report["messages"]) == (5, 30)
     returned = JsonFileStore(tmp_path / "b")
+    assert sorted(i.id for i in returned.list_dialogues().items) == sorted(ids), "ids are kept"
     assert _content(returned) == _content(source)
     assert returned.list_jobs() == source.list_jobs()
     assert _copy(back, "--from", "sql", "--to", "jsonfile")["messages"] == 0
@@ -112,18 +114,18 @@ def test_an_interrupted_copy_carries_on_without_duplicates(
     assert _content(sql) == _content(source)
 
     # Into a store that picks its own ids, through the journal, interrupted mid-dialogue.
-    target = JsonFileStore(tmp_path / "b")
+    target = MemoryStore()
     journal = tmp_path / "journal.jsonl"
     appended = []
-    real_append = JsonFileStore.append
+    real_append = MemoryStore.append
 
-    def flaky(self: JsonFileStore, dialogue_id: str, *messages: Message) -> None:
+    def flaky(self: MemoryStore, dialogue_id: str, *messages: Message) -> None:
         appended.append(1)
         if len(appended) == 7:
             raise StorageError("full")
         real_append(self, dialogue_id, *messages)
 
-    monkeypatch.setattr(JsonFileStore, "append", flaky)
+    monkeypatch.setattr(MemoryStore, "append", flaky)
     with pytest.raises(StorageError):
         copy_store(sql, target, journal=journal)
     monkeypatch.undo()
