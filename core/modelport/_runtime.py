@@ -121,7 +121,7 @@ class Runtime:
     )
     _async: dict[tuple[str, Capability], bool] = attrs.field(init=False, factory=dict)
     _limiters: dict[str, Limiter | None] = attrs.field(init=False, factory=dict)
-    _circuits: dict[str, CircuitBreaker] = attrs.field(init=False, factory=dict)
+    _circuits: dict[tuple[str, str | None], CircuitBreaker] = attrs.field(init=False, factory=dict)
     _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
     usage: UsageLedger = attrs.field(init=False)
 
@@ -241,16 +241,18 @@ class Runtime:
             limiter = make_limiter(name, limits) if limits else None
             return self._limiters.setdefault(name, limiter)
 
-    def circuit(self, name: str) -> CircuitBreaker:
-        """The circuit breaker of backend ``name`` (``[circuit]``), one per runtime."""
+    def circuit(self, name: str, model: str | None = None) -> CircuitBreaker:
+        """The circuit breaker of backend ``name`` asked for ``model`` (``[circuit]``), one
+        per runtime: a fallback to another model of the same backend has its own, so the one
+        model's answers do not close the other's circuit."""
         with self._lock:
-            breaker = self._circuits.get(name)
+            breaker = self._circuits.get((name, model))
             if breaker is None:
                 settings = self.settings.circuit
                 breaker = CircuitBreaker(
                     name, failures=settings.failures, reset_s=settings.reset_s, clock=self.clock
                 )
-                self._circuits[name] = breaker
+                self._circuits[name, model] = breaker
             return breaker
 
     # --- guarded calls -----------------------------------------------------------------------

@@ -221,7 +221,7 @@ class SharedRateLimiter:
         return (
             request_rate,
             request_capacity,
-            1.0 if request_rate else 0.0,
+            min(1.0, request_capacity) if request_rate else 0.0,  # a bucket under 1 still admits
             token_rate,
             token_capacity,
             wanted,
@@ -330,19 +330,19 @@ class SharedRateLimiter:
         }
 
     def _script(self) -> Any:
-        if self._sync is None:
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
+        with self._lock:  # one client, built once, even when threads race to make it
+            made = self._sync
+            if made is None:
+                import redis
+                from redis.backoff import NoBackoff
+                from redis.retry import Retry
 
-            # one quick retry: a connection the server dropped (a restart) is replaced
-            client = redis.Redis.from_url(
-                self._url, retry=Retry(NoBackoff(), 1), **self._client_options()
-            )
-            with self._lock:
-                if self._sync is None:
-                    self._sync = (client, client.register_script(SCRIPT))
-        return self._sync[1]
+                # one quick retry: a connection the server dropped (a restart) is replaced
+                client = redis.Redis.from_url(
+                    self._url, retry=Retry(NoBackoff(), 1), **self._client_options()
+                )
+                made = self._sync = (client, client.register_script(SCRIPT))
+        return made[1]
 
     def _ascript(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -360,7 +360,8 @@ class SharedRateLimiter:
 
     def close(self) -> None:
         """Close the connections of the sync client (the next check opens new ones)."""
-        made, self._sync = self._sync, None
+        with self._lock:
+            made, self._sync = self._sync, None
         if made is not None:
             made[0].close()
 

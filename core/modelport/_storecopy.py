@@ -8,12 +8,17 @@ losing nothing.
   method (the ``sql`` store has it): the dialogue is created whole, with its id, creation time
   and messages, in one write. Otherwise it is created anew (a new id) and its messages appended
   turn by turn; a journal (JSON lines, one ``{"source": id, "target": id}`` per dialogue,
-  written before the first append) maps the ids, so a second run finds it again.
+  written before the first append) maps the ids, so a second run finds it again. A
+  ``{"source": id, "pending": time}`` line is written before the dialogue is created: when a
+  run stops between the creation and the journal's line, the next run takes up the empty
+  dialogue it left (same assistant and title, created since then, in no journal line) instead
+  of creating a second one.
 * Either way, what the target already holds is compared with the source: a dialogue that
   holds the first ``k`` messages of its source gets the rest appended; one whose messages are
   not a prefix of the source's is a conflict, reported and left alone.
 * Job records are saved when missing or different (the source's record wins); usage records
-  (when both stores keep usage) are copied when the target lacks them.
+  (when both stores keep usage) are copied when the target lacks them; into a target with new
+  ids, a usage record's ``dialogue_id`` is the target's id for that dialogue.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,10 @@ from .types import Dialogue, Message
 __all__ = ["CopyReport", "copy_store"]
 
 _PAGE = 200
+#: Listings of the source, at most: until one finds no id the ones before missed.
+_PASSES = 5
+#: Clock difference allowed between this process and a target store's creation times.
+_SLACK = timedelta(minutes=1)
 
 
 @attrs.define
@@ -51,14 +61,23 @@ class CopyReport:
 
 
 def _dialogue_ids(source: Any) -> list[str]:
-    """Every dialogue id of ``source``, taken first so that paging cannot skip one."""
-    ids: list[str] = []
-    offset: int | None = 0
-    while offset is not None:
-        page = source.list_dialogues(limit=_PAGE, offset=offset)
-        ids += [info.id for info in page.items]
-        offset = page.next_offset
-    return list(dict.fromkeys(ids))
+    """Every dialogue id of ``source``, taken first.
+
+    Listings are ordered by last activity, so a dialogue that gets a message while the pages
+    are read moves to the first page, maybe after it was read: the listing is read again, up
+    to :data:`_PASSES` times in all, until a whole pass finds no id not seen before.
+    """
+    seen: dict[str, None] = {}
+    for _ in range(_PASSES):
+        before = len(seen)
+        offset: int | None = 0
+        while offset is not None:
+            page = source.list_dialogues(limit=_PAGE, offset=offset)
+            seen.update(dict.fromkeys(info.id for info in page.items))
+            offset = page.next_offset
+        if len(seen) == before:
+            break
+    return list(seen)
 
 
 def _turns(messages: Sequence[Message]) -> Iterator[tuple[Message, ...]]:
@@ -83,6 +102,8 @@ class _Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.ids: dict[str, str] = {}
+        #: Source ids whose target was being created when a run stopped: since when.
+        self.pending: dict[str, datetime] = {}
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
@@ -92,15 +113,19 @@ class _Journal:
         for line in lines:
             try:
                 entry = json.loads(line)
-                self.ids[entry["source"]] = entry["target"]
-            except (ValueError, KeyError, TypeError):
+                if "pending" in entry:
+                    self.pending[entry["source"]] = datetime.fromisoformat(entry["pending"])
+                else:
+                    self.ids[entry["source"]] = entry["target"]
+                    self.pending.pop(entry["source"], None)
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # a line cut short by an interruption: that dialogue is matched anew
 
-    def add(self, source: str, target: str) -> None:
+    def _write(self, entry: dict[str, str]) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as file:
-                file.write(json.dumps({"source": source, "target": target}) + "\n")
+                file.write(json.dumps(entry) + "\n")
                 file.flush()
                 os.fsync(file.fileno())
         except OSError as exc:
@@ -109,7 +134,39 @@ class _Journal:
                 path=str(self.path),
                 hint="make its directory writable, or choose another with --journal",
             ) from exc
+
+    def begin(self, source: str) -> None:
+        """Say that ``source``'s target is about to be created (before creating it)."""
+        at = self.pending.get(source) or datetime.now(UTC)
+        self._write({"source": source, "pending": at.isoformat()})
+        self.pending[source] = at
+
+    def add(self, source: str, target: str) -> None:
+        self._write({"source": source, "target": target})
         self.ids[source] = target
+        self.pending.pop(source, None)
+
+
+def _orphan(target: Any, dialogue: Dialogue, since: datetime, journal: _Journal) -> str | None:
+    """The empty dialogue a run that stopped before its journal line left for ``dialogue``:
+    same assistant and title, created since ``since``, no message, in no journal line."""
+    taken = set(journal.ids.values())
+    offset: int | None = 0
+    while offset is not None:
+        page = target.list_dialogues(
+            assistant=dialogue.assistant, since=since - _SLACK, limit=_PAGE, offset=offset
+        )
+        for info in page.items:
+            if (
+                info.id not in taken
+                and info.message_count == 0
+                and info.assistant == dialogue.assistant
+                and info.title == dialogue.title
+                and info.created_at >= since - _SLACK
+            ):
+                return str(info.id)
+        offset = page.next_offset
+    return None
 
 
 def _copy_dialogue(
@@ -131,7 +188,12 @@ def _copy_dialogue(
             report.messages += len(dialogue.messages)
             return
         assert journal is not None
-        target_id = target.create_dialogue(assistant=dialogue.assistant, title=dialogue.title).id
+        since = journal.pending.get(dialogue_id)
+        target_id = _orphan(target, dialogue, since, journal) if since is not None else None
+        if target_id is None:
+            journal.begin(dialogue_id)
+            info = target.create_dialogue(assistant=dialogue.assistant, title=dialogue.title)
+            target_id = info.id
         journal.add(dialogue_id, target_id)
         have = ()
         report.dialogues_created += 1
@@ -188,7 +250,10 @@ def copy_store(
         getattr(target, "record_usage", None)
     ):
         present = Counter(target.list_usage())
-        for usage in source.list_usage():
+        for record in source.list_usage():
+            usage = record
+            if book is not None and record.dialogue_id in book.ids:
+                usage = attrs.evolve(record, dialogue_id=book.ids[record.dialogue_id])
             if present[usage]:
                 present[usage] -= 1
                 continue

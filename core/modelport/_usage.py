@@ -8,7 +8,9 @@ it). Only a store that implements :class:`~modelport.backends.UsageStore` keeps 
 recording never fails a call.
 
 Prices come from ``[prices.<backend>."<model>"]`` in the config, then from the backend's own
-optional ``chat_price(model) -> (input, output) | None`` (US dollars per million tokens).
+optional ``chat_price(model) -> (input, output) | None`` (US dollars per million tokens). Both
+are looked up under each of :func:`model_names`: the model, then the alias of a dated snapshot
+(so a backend's ``chat_price`` is a plain table lookup, called once per name).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -83,9 +86,35 @@ def _next_period(period: str, start: datetime | None) -> str:
 
 @attrs.define
 class _Spent:
+    """An assistant's spent total in one period: the store's total as of one read, plus this
+    hub's own records settled since that the read did not hold (each record counted once,
+    whichever order the read and the record's write and settling come in)."""
+
     start: datetime | None
-    total: float
-    read_at: float
+    stored: float  # the total of the records the read returned
+    read_at: float  # time.monotonic() when the read began
+    #: records the read returned that were still being settled here: not to be added again
+    seen: Counter[UsageRecord] = attrs.field(factory=Counter)
+    #: this hub's records settled that the read did not return
+    local: Counter[UsageRecord] = attrs.field(factory=Counter)
+
+    @property
+    def total(self) -> float:
+        return self.stored + sum((r.cost_usd or 0.0) * n for r, n in self.local.items())
+
+    def holds(self, record: UsageRecord) -> bool:
+        return self.start is None or record.at >= self.start
+
+
+@attrs.define
+class _Budget:
+    """One budgeted assistant's bookkeeping."""
+
+    spent: _Spent | None = None
+    #: held by the one thread reading the store; the others use ``spent`` meanwhile
+    refreshing: threading.Lock = attrs.field(factory=threading.Lock)
+    #: the records settled while that read runs (it may or may not have returned them)
+    during_read: Counter[UsageRecord] | None = None
 
 
 @attrs.define
@@ -96,7 +125,9 @@ class UsageLedger:
     _prices: dict[tuple[str, str], Price | None] = attrs.field(init=False, factory=dict)
     _pending: dict[int, tuple[object, UsageRecord]] = attrs.field(init=False, factory=dict)
     _keeps: dict[str, bool] = attrs.field(init=False, factory=dict)
-    _spent: dict[str, _Spent] = attrs.field(init=False, factory=dict)
+    _budgets: dict[str, _Budget] = attrs.field(init=False, factory=dict)
+    #: budget-counted records between the start of their write and their settling
+    _settling: Counter[UsageRecord] = attrs.field(init=False, factory=Counter)
     _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
     clock: Callable[[], datetime] = attrs.field(default=lambda: datetime.now(UTC), kw_only=True)
 
@@ -119,12 +150,14 @@ class UsageLedger:
             if (entry := table.get(name)) is not None:
                 return (entry.input_per_million, entry.output_per_million)
         chat_price = getattr(backend, "chat_price", None)
-        if callable(chat_price):
+        if not callable(chat_price):
+            return None
+        for name in model_names(model):  # the snapshot's own price, then its alias's
             try:
-                shipped = chat_price(model)
+                shipped = chat_price(name)
             except Exception as exc:  # a plugin's bug must not cost the caller the reply
                 get_logger().warning(
-                    "chat_price_failed", backend=backend_name, model=model, error=repr(exc)
+                    "chat_price_failed", backend=backend_name, model=name, error=repr(exc)
                 )
                 return None
             if shipped is not None:
@@ -169,9 +202,19 @@ class UsageLedger:
             store = self._usage_store(rt)
             if store is None:
                 return
-            # called directly, not through the retry policy and the observers: a lost record
-            # is only logged, and the call it describes was observed already
-            store.record_usage(record)
+            counted = record.assistant is not None and bool(record.cost_usd)
+            if counted:  # a budget read from now on may return it: see _refresh
+                with self._lock:
+                    self._settling[record] += 1
+            try:
+                # called directly, not through the retry policy and the observers: a lost
+                # record is only logged, and the call it describes was observed already
+                store.record_usage(record)
+            except BaseException:
+                if counted:
+                    with self._lock:
+                        _take(self._settling, record)
+                raise
         except Exception as exc:  # the reply is paid for and kept: only its usage is lost
             if not isinstance(exc, ModelportError):
                 redact_exception(exc)
@@ -257,27 +300,86 @@ class UsageLedger:
             )
 
     def _spent_in_period(self, rt: Runtime, name: str, period: str) -> float:
+        """The assistant's spent total in the period holding now: the cached one while it is
+        fresh; else read again by one thread while the others use the cached one (or, with
+        none for this period, wait for that read)."""
         start = period_start(period, self.clock())
         with self._lock:
-            cached = self._spent.get(name)
-            if (
-                cached is not None
-                and cached.start == start
-                and time.monotonic() - cached.read_at < BUDGET_REFRESH_S
-            ):
-                return cached.total
-        read_at = time.monotonic()
-        total = sum(
-            r.cost_usd or 0.0 for r in self.list_usage(rt, start, None) if r.assistant == name
-        )
+            budget = self._budgets.setdefault(name, _Budget())
+            known = budget.spent if budget.spent and budget.spent.start == start else None
+            if known is not None and time.monotonic() - known.read_at < BUDGET_REFRESH_S:
+                return known.total
+        if known is None:
+            budget.refreshing.acquire()  # none for this period yet: wait for a read under way
+        elif not budget.refreshing.acquire(blocking=False):
+            with self._lock:  # another thread is reading: use the total known meanwhile
+                current = budget.spent
+                return (current if current and current.start == start else known).total
+        try:
+            with self._lock:  # read meanwhile by the thread waited for?
+                spent = budget.spent
+                if (
+                    spent is not None
+                    and spent.start == start
+                    and time.monotonic() - spent.read_at < BUDGET_REFRESH_S
+                ):
+                    return spent.total
+            return self._refresh(rt, budget, name, start)
+        finally:
+            budget.refreshing.release()
+
+    def _refresh(self, rt: Runtime, budget: _Budget, name: str, start: datetime | None) -> float:
+        """Read the assistant's records of the period from the store (holding
+        ``budget.refreshing``); the new spent total."""
         with self._lock:
-            self._spent[name] = _Spent(start, total, read_at)
-        return total
+            budget.during_read = Counter()
+        read_at = time.monotonic()
+        try:
+            records = self.list_usage(rt, start, None)
+        finally:
+            with self._lock:
+                during_read, budget.during_read = budget.during_read, None
+        stored = Counter(r for r in records if r.assistant == name)
+        with self._lock:
+            # this hub's records settled but not returned: those settled during the read, and
+            # those not returned by the last read either (a store slow to show its writes)
+            mine = during_read if during_read is not None else Counter()
+            if budget.spent is not None:
+                mine |= budget.spent.local
+            spent = _Spent(
+                start,
+                sum((r.cost_usd or 0.0) * n for r, n in stored.items()),
+                read_at,
+                # returned, but still to be settled here: _spend must not add them again
+                seen=stored & self._settling,
+            )
+            spent.local = Counter({r: n for r, n in (mine - stored).items() if spent.holds(r)})
+            budget.spent = spent
+            return spent.total
 
     def _spend(self, record: UsageRecord) -> None:
+        """Count a record just written (by :meth:`settle`) in its assistant's spent total."""
         if record.assistant is None or not record.cost_usd:
             return
         with self._lock:
-            cached = self._spent.get(record.assistant)
-            if cached is not None and (cached.start is None or record.at >= cached.start):
-                cached.total += record.cost_usd
+            _take(self._settling, record)
+            budget = self._budgets.get(record.assistant)
+            if budget is None:  # never read: the first read will return it
+                return
+            if budget.during_read is not None:
+                budget.during_read[record] += 1
+            spent = budget.spent
+            if spent is None or not spent.holds(record):
+                return
+            if not _take(spent.seen, record):  # else the last read returned it already
+                spent.local[record] += 1
+
+
+def _take(counter: Counter[UsageRecord], record: UsageRecord) -> bool:
+    """Take one ``record`` from ``counter``; whether it held one."""
+    held = counter.get(record, 0)
+    if held <= 1:
+        counter.pop(record, None)
+    else:
+        counter[record] = held - 1
+    return held > 0

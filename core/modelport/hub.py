@@ -30,6 +30,7 @@ from .errors import (
     ConfigError,
     CorruptRecordError,
     InvalidInputError,
+    InvalidRequestError,
     ModelportError,
     RecordNotFoundError,
     ReplyNotStoredError,
@@ -206,7 +207,7 @@ class _Chain:
         last = len(self._options) - 1
         while True:
             name, request = self._options[index]
-            breaker = self._rt.circuit(name)
+            breaker = self._rt.circuit(name, request.model)
             wait = breaker.admit()
             if wait == 0:
                 chat = self._chats.get(name)
@@ -224,11 +225,11 @@ class _Chain:
         """The backend to call after ``attempt`` failed with ``exc`` (its retry policy gave
         up), or ``None`` when ``exc`` is to be raised: it does not fall back (see
         :func:`modelport._circuit.is_outage`), or no backend is left."""
-        breaker = self._rt.circuit(attempt.name)
+        breaker = self._rt.circuit(attempt.name, attempt.request.model)
         if not is_outage(exc):
-            if isinstance(exc, BackendError):  # refused, but the backend is up and answering
+            if isinstance(exc, InvalidRequestError):  # refused: the backend is up, answering
                 breaker.succeeded()
-            return None
+            return None  # an unusable answer or an unsupported request: neutral
         breaker.failed()
         if attempt.index == len(self._options) - 1:
             return None
@@ -238,7 +239,7 @@ class _Chain:
 
     def served(self, attempt: _Attempt) -> None:
         """``attempt`` answered (a stream: its first delta came)."""
-        self._rt.circuit(attempt.name).succeeded()
+        self._rt.circuit(attempt.name, attempt.request.model).succeeded()
         if attempt.index:
             get_logger().info(
                 "chat_fallback_served",

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -69,7 +68,6 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIBackend"]
 
 #: A dated snapshot's suffix (``gpt-4o-mini-2024-07-18``), priced as its alias when unlisted.
-_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
 class _Response(Protocol):
@@ -174,13 +172,9 @@ class OpenAIBackend:
 
     def chat_price(self, model: str) -> tuple[float, float] | None:
         """US dollars per million tokens (input, output) for chat and vision calls to
-        ``model``, when this backend's preset ships a price for it (the core's ``[prices]``
-        config comes first)."""
-        prices = self.config.preset.chat_prices
-        found = prices.get(model)
-        if found is None and _SNAPSHOT.search(model):
-            found = prices.get(_SNAPSHOT.sub("", model))
-        return found
+        ``model``, when this backend's preset lists that exact name (the core's ``[prices]``
+        config comes first, and the core asks again with a dated snapshot's alias)."""
+        return self.config.preset.chat_prices.get(model)
 
     def training_warnings(self, base_model: str | None = None) -> list[str]:
         """What ``modelport train --check`` should know beyond the data: here, that the vendor

@@ -143,11 +143,12 @@ OPENAI_TRAINING_PRICES: Mapping[str, float] = {
 
 
 #: OpenAI's published chat prices (USD per 1M tokens: input, output; standard tier, uncached
-#: input) for the models where they are known, by model name; a dated snapshot that is not
-#: listed is priced as its alias (``gpt-4o-mini-2024-07-18`` as ``gpt-4o-mini``). Prices
-#: change: ``[prices.openai."<model>"]`` in the config overrides any of them. No price is known
-#: for :data:`DEFAULT_MODEL`, nor for fine-tuned (``ft:``) models, so their cost is unknown
-#: until the config gives one.
+#: input) for the models where they are known, by exact model name (``chat_price`` is a plain
+#: lookup); the hub prices a dated snapshot that is not listed as its alias
+#: (``gpt-4o-mini-2024-07-18`` as ``gpt-4o-mini``), so list a snapshot only when its price
+#: differs (``gpt-4o-2024-05-13``). Prices change: ``[prices.openai."<model>"]`` in the config
+#: overrides any of them. No price is known for :data:`DEFAULT_MODEL`, nor for fine-tuned
+#: (``ft:``) models, so their cost is unknown until the config gives one.
 OPENAI_CHAT_PRICES: Mapping[str, tuple[float, float]] = {
     "gpt-4o": (2.50, 10.00),
     "gpt-4o-2024-05-13": (5.00, 15.00),

@@ -18,12 +18,15 @@ is a ``StorageError`` naming the database URL, its password masked, and what to 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
 import attrs
 
 from modelport import BackendContext, BackendRegistry, EffectiveSetting, hookimpl
+from modelport.errors import ConfigError
 
 if TYPE_CHECKING:
     from ._store import SqlStore
@@ -47,6 +50,9 @@ class SqlSettings:
     :ivar statement_timeout_s: PostgreSQL only: the longest a statement may run.
     :ivar pool_size: PostgreSQL only: connections kept open (as many again may be opened
         when busy).
+    :ivar prepared_statements: PostgreSQL only: whether psycopg prepares the statements it
+        runs often; set it to false behind PgBouncer in transaction mode (whose server
+        connections change from one transaction to the next).
     """
 
     url: str | None = None
@@ -54,11 +60,12 @@ class SqlSettings:
     timeout_s: float = 30.0
     statement_timeout_s: float = 60.0
     pool_size: int = 5
+    prepared_statements: bool = True
 
     def effective(self, backend: str, env: Mapping[str, str]) -> dict[str, EffectiveSetting]:
         """The settings in effect (``modelport config show``): the real URL, masked."""
-        from ._store import default_url, shown_url
-
+        store = _store_module()
+        default_url, shown_url = store.default_url, store.shown_url
         if self.url:
             url = EffectiveSetting(shown_url(self.url))
         else:
@@ -69,13 +76,29 @@ class SqlSettings:
             "timeout_s": EffectiveSetting(self.timeout_s),
             "statement_timeout_s": EffectiveSetting(self.statement_timeout_s),
             "pool_size": EffectiveSetting(self.pool_size),
+            "prepared_statements": EffectiveSetting(self.prepared_statements),
         }
 
 
-def _build(context: BackendContext) -> SqlStore:
-    from ._store import SqlStore
+def _store_module() -> ModuleType:
+    """``._store``, or a :class:`ConfigError` naming the missing module when the ``[sql]``
+    extra (SQLAlchemy, psycopg) is not installed."""
+    try:
+        return importlib.import_module("._store", __name__)
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        if missing.startswith(__name__):  # a real bug in this plugin: let it show
+            raise
+        raise ConfigError(
+            f"storage 'sql' needs the Python module {missing!r}, which is not installed",
+            key="capabilities.storage",
+            hint="pip install 'modelport[sql]'",
+        ) from exc
 
-    return SqlStore.from_settings(context.settings, env=context.env)
+
+def _build(context: BackendContext) -> SqlStore:
+    store: type[SqlStore] = _store_module().SqlStore
+    return store.from_settings(context.settings, env=context.env)
 
 
 @hookimpl
@@ -92,7 +115,5 @@ def modelport_register_backends(registry: BackendRegistry) -> None:
 
 def __getattr__(name: str) -> object:
     if name == "SqlStore":
-        from ._store import SqlStore
-
-        return SqlStore
+        return _store_module().SqlStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import threading
@@ -16,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 import platformdirs
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 
 from modelport import Dialogue, DialogueInfo, JobRecord, Message, Page, UsageRecord
 from modelport.errors import CorruptRecordError, RecordNotFoundError, StorageError
-from modelport.logs import get_logger, redact
+from modelport.logs import get_logger, redact, register_secret
 from modelport.serialization import converter, dump_record, load_record
 
 from . import _migrate
@@ -93,6 +93,7 @@ class SqlStore:
         timeout_s: float = 30.0,
         statement_timeout_s: float = 60.0,
         pool_size: int = 5,
+        prepared_statements: bool = True,
         env: Mapping[str, str] | None = None,
     ) -> None:
         try:
@@ -106,6 +107,8 @@ class SqlStore:
         env = os.environ if env is None else env
         if parsed.password is None and env.get(PASSWORD_VARIABLE):
             parsed = parsed.set(password=env[PASSWORD_VARIABLE])
+        if parsed.password:  # masked wherever it may be echoed (logs, errors)
+            register_secret(str(parsed.password))
         self.url = parsed
         self.shown_url = shown_url(parsed)
         self.migrate_mode = migrate
@@ -114,7 +117,8 @@ class SqlStore:
         self._file = self._sqlite_file(parsed) if self.sqlite else None
         self._ready = False
         self._ready_lock = threading.Lock()
-        self.engine = self._make_engine(statement_timeout_s, pool_size)
+        self._warned_journal = False
+        self.engine = self._make_engine(statement_timeout_s, pool_size, prepared_statements)
 
     @classmethod
     def from_settings(cls, settings: SqlSettings, env: Mapping[str, str] | None = None) -> SqlStore:
@@ -124,6 +128,7 @@ class SqlStore:
             timeout_s=settings.timeout_s,
             statement_timeout_s=settings.statement_timeout_s,
             pool_size=settings.pool_size,
+            prepared_statements=settings.prepared_statements,
             env=env,
         )
 
@@ -143,7 +148,25 @@ class SqlStore:
             return None
         return Path(database).expanduser()
 
-    def _make_engine(self, statement_timeout_s: float, pool_size: int) -> sa.Engine:
+    def _journal_mode(self, mode: str | None, error: BaseException | None) -> str:
+        """The ``synchronous`` level safe with the journal mode SQLite chose: ``NORMAL`` only
+        in WAL mode; in rollback-journal mode (WAL refused: a network file system, a read-only
+        directory, ...) ``NORMAL`` could corrupt the file on a power cut, so ``FULL``."""
+        if mode == "wal":
+            return "NORMAL"
+        if mode != "memory" and not self._warned_journal:  # an in-memory database: no file
+            self._warned_journal = True
+            get_logger().warning(
+                "sqlite WAL mode unavailable: using synchronous=FULL (slower writes)",
+                url=self.shown_url,
+                journal_mode=mode,
+                error=_reason(error) if error is not None else None,
+            )
+        return "FULL"
+
+    def _make_engine(
+        self, statement_timeout_s: float, pool_size: int, prepared_statements: bool
+    ) -> sa.Engine:
         if self.sqlite:
             url = self.url
             if self._file is not None:
@@ -158,9 +181,15 @@ class SqlStore:
                 try:
                     cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
                     cursor.execute("PRAGMA foreign_keys = ON")
-                    cursor.execute("PRAGMA synchronous = NORMAL")  # with WAL: crash-safe
-                    with contextlib.suppress(Exception):  # a read-only file is still read
-                        cursor.execute("PRAGMA journal_mode = WAL")
+                    mode: str | None = None
+                    error: BaseException | None = None
+                    try:  # a read-only file is still read, whatever this says
+                        row = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+                        mode = str(row[0]).lower() if row else None
+                    except Exception as exc:  # reported by _journal_mode
+                        error = exc
+                    # NORMAL is crash-safe with WAL only; FULL otherwise.
+                    cursor.execute(f"PRAGMA synchronous = {self._journal_mode(mode, error)}")
                 finally:
                     cursor.close()
 
@@ -172,19 +201,35 @@ class SqlStore:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
             return engine
-        timeout_ms = int(statement_timeout_s * 1000)
-        lock_ms = int(self.timeout_s * 1000)
-        return sa.create_engine(
+        timeouts = sa.text(
+            "SELECT set_config('statement_timeout', :statement, true), "
+            "set_config('lock_timeout', :lock, true)"
+        ).bindparams(
+            statement=str(int(statement_timeout_s * 1000)), lock=str(int(self.timeout_s * 1000))
+        )
+        connect_args: dict[str, Any] = {"connect_timeout": max(1, round(self.timeout_s))}
+        if not prepared_statements:  # PgBouncer in transaction mode
+            connect_args["prepare_threshold"] = None
+        engine = sa.create_engine(
             self.url,
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_timeout=self.timeout_s,
             pool_pre_ping=True,  # a restarted server: stale connections are replaced
-            connect_args={
-                "connect_timeout": max(1, round(self.timeout_s)),
-                "options": f"-c statement_timeout={timeout_ms} -c lock_timeout={lock_ms}",
-            },
+            connect_args=connect_args,
         )
+
+        @event.listens_for(engine, "begin")
+        def _begin_pg(conn: sa.Connection) -> None:
+            # The timeouts hold for this transaction (SET LOCAL), not the session: no startup
+            # parameter, which PgBouncer refuses, and nothing left on a pooled connection.
+            conn.execute(timeouts)
+
+        return engine
+
+    def _insert(self, table: sa.Table) -> Any:
+        """An ``INSERT`` with ``ON CONFLICT`` clauses, in this database's dialect."""
+        return (sqlite if self.sqlite else postgresql).insert(table)
 
     # --- errors, transactions and the schema -----------------------------------------------
 
@@ -389,24 +434,27 @@ class SqlStore:
             dialogue.created_at,
         )
         rows = self._message_rows(dialogue.id, 0, dialogue.messages)
+        exists = StorageError(f"a dialogue {dialogue.id!r} exists already", path=self.shown_url)
         with self._transaction("import the dialogue", write=True) as conn:
-            exists = conn.execute(
-                sa.select(dialogues.c.id).where(dialogues.c.id == dialogue.id)
-            ).first()
-            if exists is not None:
-                raise StorageError(
-                    f"a dialogue {dialogue.id!r} exists already", path=self.shown_url
-                )
-            conn.execute(
-                dialogues.insert().values(
-                    id=dialogue.id,
-                    created_at=dialogue.created_at,
-                    updated_at=latest,
-                    assistant=dialogue.assistant,
-                    title=dialogue.title,
-                    message_count=len(rows),
-                )
-            )
+            # ON CONFLICT: two imports of one id at once are one import and one "exists".
+            try:
+                created = conn.execute(
+                    self._insert(dialogues)
+                    .values(
+                        id=dialogue.id,
+                        created_at=dialogue.created_at,
+                        updated_at=latest,
+                        assistant=dialogue.assistant,
+                        title=dialogue.title,
+                        message_count=len(rows),
+                    )
+                    .on_conflict_do_nothing(index_elements=[dialogues.c.id])
+                    .returning(dialogues.c.id)
+                ).first()
+            except sa.exc.IntegrityError:
+                raise exists from None
+            if created is None:
+                raise exists
             if rows:
                 conn.execute(messages.insert(), rows)
 
@@ -526,13 +574,15 @@ class SqlStore:
             "updated_at": history[-1].at if history else None,
             "record": body,
         }
+        insert = self._insert(jobs).values(job_id=record.job_id, **row)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[jobs.c.job_id], set_={key: insert.excluded[key] for key in row}
+        )
         with self._transaction("save the job record", write=True) as conn:
-            # Replace whole: update the row (taking its lock) or insert it, then its history.
-            changed = conn.execute(jobs.update().where(jobs.c.job_id == record.job_id).values(row))
-            if changed.rowcount:
-                conn.execute(job_history.delete().where(job_history.c.job_id == record.job_id))
-            else:
-                conn.execute(jobs.insert().values(job_id=record.job_id, **row))
+            # Replace whole: insert the row or update it in one statement (taking its lock, so
+            # two first saves of one id at once are one insert and one update), then its history.
+            conn.execute(upsert)
+            conn.execute(job_history.delete().where(job_history.c.job_id == record.job_id))
             if history:
                 conn.execute(
                     job_history.insert(),

@@ -35,6 +35,10 @@ ASSISTANTS = {
     "pinned": {"model": "support-model", "fallbacks": [{"backend": "backup-chat", "model": "big"}]},
     "alone": {"model": "support-model"},
     "typo": {"fallbacks": ["fake-chat", "bakcup-chat"]},
+    "sibling": {
+        "model": "support-model",
+        "fallbacks": [{"backend": "fake-chat", "model": "small"}],
+    },
 }
 
 
@@ -270,6 +274,17 @@ def test_an_open_circuit_is_skipped_without_a_call(
     assert (opened["backend"], opened["failures"]) == ("fake-chat", 2)
     skipped = events(logs, "chat_fallback")[-1]
     assert (skipped["error"], skipped["next"]) == ("CircuitOpenError", "backup-chat")
+
+
+def test_a_smaller_model_of_the_same_backend_does_not_close_the_big_ones_circuit(
+    kind: str, fakes: FakeBackends, backup: Backup
+) -> None:
+    fakes.chat.script(down(), "small 1", down(), "small 2", "small 3")
+    hub = build(kind, fakes, backup, attempts=1, failures=2)
+    for n in (1, 2, 3):
+        assert run(hub.ask("hi", assistant="sibling")).text == f"small {n}"
+    models = [request.model for request in fakes.chat.calls]
+    assert models == ["support-model", "small", "support-model", "small", "small"]
 
 
 def test_an_open_circuit_without_fallbacks_fails_fast_saying_when(

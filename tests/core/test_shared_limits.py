@@ -243,6 +243,16 @@ def test_concurrent_threads_are_admitted_exactly_the_burst(
 
 
 @needs_redis
+def test_a_budget_under_one_request_a_minute_still_admits_its_first_call(
+    shared: list[SharedRateLimiter],
+) -> None:
+    limiter = _limiter(shared, requests_per_minute=0.5)
+    assert limiter.acquire(sleep=refuse) == 0.0
+    with pytest.raises(Refused):
+        limiter.acquire(sleep=refuse)
+
+
+@needs_redis
 def test_a_refused_check_takes_nothing_and_says_how_long_to_wait(
     shared: list[SharedRateLimiter],
 ) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,8 +17,10 @@ import pytest
 from click.testing import CliRunner
 from structlog.testing import capture_logs
 
+import modelport._usage
 import modelport_jsonfile
 from modelport import AsyncHub, Hub, UsageRecord, UsageReport, UsageStore, hookimpl
+from modelport._usage import UsageLedger
 from modelport.cli import CliState, cli
 from modelport.errors import BudgetExceededError, ConfigError
 from modelport.testing import (
@@ -215,12 +219,29 @@ def test_the_openai_preset_ships_prices_only_where_they_are_known() -> None:
         BackendContext(name="openai", settings=OpenAISettings(), env={"OPENAI_API_KEY": "sk-test"})
     )
     assert backend.chat_price("gpt-4o-mini") == (0.15, 0.60)
-    assert backend.chat_price("gpt-4o-mini-2024-07-18") == (0.15, 0.60)  # a snapshot
-    assert backend.chat_price("gpt-4o-2024-05-13") == (5.00, 15.00)  # priced on its own
-    assert backend.chat_price("gpt-6-luna") is None  # no known price
-    assert backend.chat_price("ft:gpt-4o-mini-2024-07-18:acme::x1") is None
+    assert backend.chat_price("gpt-4o-mini-2024-07-18") is None  # a plain lookup: the hub...
+    ledger = UsageLedger(make_test_hub().settings)
+    assert ledger.price("openai", backend, "gpt-4o-mini-2024-07-18") == (0.15, 0.60)  # ...asks
+    assert ledger.price("openai", backend, "gpt-4o-2024-05-13") == (5.00, 15.00)  # its own
+    assert ledger.price("openai", backend, "gpt-6-luna") is None  # no known price
+    assert ledger.price("openai", backend, "ft:gpt-4o-mini-2024-07-18:acme::x1") is None
     ollama = OpenAIBackend(BackendContext(name="ollama", settings=OpenAISettings(), env={}))
     assert ollama.chat_price("llama3.2") is None
+
+
+def test_the_backend_is_asked_for_a_snapshot_then_its_alias() -> None:
+    asked: list[str] = []
+
+    def chat_price(model: str) -> tuple[float, float] | None:
+        asked.append(model)
+        return (3.0, 4.0) if model == "m" else None
+
+    backend = type("Backend", (), {"chat_price": staticmethod(chat_price)})()
+    ledger = UsageLedger(make_test_hub().settings)
+    assert ledger.price("b", backend, "m-2025-01-31") == (3.0, 4.0)
+    assert ledger.price("b", backend, "m-2025-01-31") == (3.0, 4.0)  # cached
+    assert ledger.price("b", backend, "other") is None
+    assert asked == ["m-2025-01-31", "m", "other"]
 
 
 def test_the_report_groups_and_totals() -> None:
@@ -282,6 +303,110 @@ def test_budget_counts_what_other_hubs_recorded(tmp_path: Path) -> None:
     fresh = _make("sync", FakeBackends(), tmp_path, assistants=TIGHT)  # a new process, say
     with pytest.raises(BudgetExceededError):
         fresh.ask("seven", assistant="tutor")
+
+
+def _cached(hub: Hub) -> float:
+    """The tutor's spent total as the hub knows it now (no read)."""
+    spent = hub._rt.usage._budgets["tutor"].spent
+    assert spent is not None
+    return spent.total
+
+
+def _stored(fakes: FakeBackends) -> float:
+    return sum(r.cost_usd or 0.0 for r in fakes.store.usage_records if r.assistant == "tutor")
+
+
+def test_a_read_between_a_write_and_its_settling_counts_the_call_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(modelport._usage, "BUDGET_REFRESH_S", 0.0)  # each check reads again
+    fakes = FakeBackends()
+    hub = make_test_hub(fakes, overrides={"prices": PRICES, "assistants": ASSISTANTS})
+    hub.ask("first", assistant="tutor")
+    record_usage = fakes.store.record_usage
+
+    def then_read(record: UsageRecord) -> None:
+        record_usage(record)
+        hub._rt.usage.check_budget(hub._rt, "tutor")  # another thread's check, say
+
+    fakes.store.record_usage = then_read  # type: ignore[method-assign]
+    hub.ask("second", assistant="tutor")
+    assert len(fakes.store.usage_records) == 2
+    assert _cached(hub) == pytest.approx(_stored(fakes))  # not the second call twice
+
+
+def test_one_thread_reads_the_spent_total_while_the_others_use_the_cached_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(modelport._usage, "BUDGET_REFRESH_S", 0.0)
+    fakes = FakeBackends()
+    hub = make_test_hub(fakes, overrides={"prices": PRICES, "assistants": ASSISTANTS})
+    hub.ask("first", assistant="tutor")  # the first read
+    reads = []
+    list_usage = fakes.store.list_usage
+
+    def slow_read(**kwargs: Any) -> Any:
+        records = list_usage(**kwargs)  # what the read returns: none of the calls below
+        reads.append(len(records))
+        if len(reads) == 1:  # meanwhile, other threads ask (and record) without reading
+            others = [
+                threading.Thread(
+                    target=hub.ask, args=(f"other {i}",), kwargs={"assistant": "tutor"}
+                )
+                for i in range(4)
+            ]
+            for thread in others:
+                thread.start()
+            for thread in others:
+                thread.join(timeout=10)
+            assert len(fakes.store.usage_records) == 5
+        return records
+
+    fakes.store.list_usage = slow_read  # type: ignore[method-assign]
+    hub.ask("second", assistant="tutor")
+    assert reads == [1]  # one read, for the five checks made while it ran
+    assert len(fakes.store.usage_records) == 6
+    assert _cached(hub) == pytest.approx(_stored(fakes))  # the four recorded during the read too
+
+
+@pytest.mark.parametrize("refresh_s", [0.0, 60.0])
+def test_concurrent_asks_keep_the_spent_total_equal_to_the_stored_one(
+    monkeypatch: pytest.MonkeyPatch, refresh_s: float
+) -> None:
+    monkeypatch.setattr(modelport._usage, "BUDGET_REFRESH_S", refresh_s)
+    fakes = FakeBackends()
+    hub = make_test_hub(fakes, overrides={"prices": PRICES, "assistants": ASSISTANTS})
+    record_usage, list_usage = fakes.store.record_usage, fakes.store.list_usage
+
+    def slow_write(record: UsageRecord) -> None:
+        record_usage(record)
+        time.sleep(0.001)  # a read may come between the write and its settling
+
+    def slow_read(**kwargs: Any) -> Any:
+        records = list_usage(**kwargs)
+        time.sleep(0.001)  # a write and its settling may come before the read is installed
+        return records
+
+    fakes.store.record_usage = slow_write  # type: ignore[method-assign]
+    fakes.store.list_usage = slow_read  # type: ignore[method-assign]
+    errors: list[BaseException] = []
+
+    def hammer() -> None:
+        try:
+            for i in range(15):
+                hub.ask(f"question {i}", assistant="tutor")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert len(fakes.store.usage_records) == 8 * 15
+    assert _cached(hub) == pytest.approx(_stored(fakes))
+    assert hub._rt.usage._settling == {}
 
 
 def test_budget_needs_a_store_that_keeps_usage() -> None:

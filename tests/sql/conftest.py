@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 #: Read now: the suite's isolation fixture clears every MODELPORT_* variable before each test.
 POSTGRES_URL = os.environ.get("MODELPORT_TEST_POSTGRES_URL")
-#: How tests/sql/test_faults.py restarts that server (written by tools/services.py).
+#: How tests/sql/test_store.py restarts that server for its PostgreSQL-restarted-mid-run test
+#: (written by tools/services.py).
 POSTGRES_CTL = {
     name: os.environ.get(f"MODELPORT_SERVICE_POSTGRES_{name}", "")
     for name in ("CTL", "DATA", "USER")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from modelport import JobRecord, JobStatus, Message, TrainingJob
+from modelport import JobRecord, JobStatus, Message, Page, TrainingJob, UsageRecord, _storecopy
 from modelport._storecopy import copy_store
 from modelport.cli import CliState, cli
 from modelport.errors import StorageError
@@ -147,3 +148,88 @@ def test_a_dialogue_changed_on_both_sides_is_a_conflict_left_alone(tmp_path: Pat
     assert report.conflicts == [first]
     assert sql.load_dialogue(first, last=1).messages[0].text == "only in sql"
     sql.close()
+
+
+def test_a_dialogue_that_moves_to_the_first_page_during_the_listing_is_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_storecopy, "_PAGE", 2)
+    source = MemoryStore()
+    ids = []
+    for n in range(5):
+        info = source.create_dialogue(title=f"t{n}")
+        source.append(
+            info.id, Message("user", f"q{n}", created_at=datetime(2026, 1, 1, n, 0, tzinfo=UTC))
+        )
+        ids.append(info.id)
+    oldest = ids[0]  # on the last page
+    listings = []
+    real = MemoryStore.list_dialogues
+
+    def moving(self: MemoryStore, **kwargs: Any) -> Page:
+        listings.append(kwargs.get("offset"))
+        if len(listings) == 2:  # after the first page: the oldest gets a message
+            source.append(
+                oldest, Message("user", "new", created_at=datetime(2027, 1, 1, tzinfo=UTC))
+            )
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(MemoryStore, "list_dialogues", moving)
+    sql = SqlStore(f"sqlite:///{tmp_path}/store.sqlite3")
+    report = copy_store(source, sql)
+    monkeypatch.undo()
+    assert report.dialogues_created == 5
+    assert sorted(i.id for i in sql.list_dialogues().items) == sorted(ids)
+    assert sql.load_dialogue(oldest) == source.load_dialogue(oldest)
+    sql.close()
+
+
+def test_a_copy_stopped_between_creating_and_journaling_makes_no_duplicate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = JsonFileStore(tmp_path / "a")
+    _fill(source, 3)
+    target = MemoryStore()
+    journal = tmp_path / "journal.jsonl"
+    real_add = _storecopy._Journal.add
+    adds = []
+
+    def crash(self: Any, source_id: str, target_id: str) -> None:
+        adds.append(1)
+        if len(adds) == 2:  # the second dialogue is created; the process dies before its line
+            raise StorageError("killed")
+        real_add(self, source_id, target_id)
+
+    monkeypatch.setattr(_storecopy._Journal, "add", crash)
+    with pytest.raises(StorageError):
+        copy_store(source, target, journal=journal)
+    monkeypatch.undo()
+    assert target.list_dialogues().total == 2  # one copied, one empty orphan
+    report = copy_store(source, target, journal=journal)
+    assert target.list_dialogues().total == 3, "the orphan is taken up, not duplicated"
+    assert report.dialogues_created == 2
+    assert _content(target) == _content(source)
+    again = copy_store(source, target, journal=journal)
+    assert (again.dialogues_unchanged, again.messages) == (3, 0)
+
+
+def test_usage_copied_to_a_store_with_new_ids_names_the_new_dialogue(tmp_path: Path) -> None:
+    source = SqlStore(f"sqlite:///{tmp_path}/store.sqlite3")
+    info = source.create_dialogue(title="t")
+    source.append(info.id, Message("user", "q"))
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    source.record_usage(
+        UsageRecord(
+            at=at, capability="chat", backend="fake", operation="complete", dialogue_id=info.id
+        )
+    )
+    source.record_usage(UsageRecord(at=at, capability="chat", backend="fake", operation="complete"))
+    target = MemoryStore()
+    journal = tmp_path / "journal.jsonl"
+    report = copy_store(source, target, journal=journal)
+    assert report.usage == 2
+    (new_id,) = [i.id for i in target.list_dialogues().items]
+    assert new_id != info.id
+    assert sorted(str(u.dialogue_id) for u in target.list_usage()) == sorted([new_id, "None"])
+    assert copy_store(source, target, journal=journal).usage == 0, "nothing copied twice"
+    source.close()

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from structlog.testing import capture_logs
 
 import modelport_sql
-from modelport import JobRecord, JobStatus, Message, TrainingJob, UsageRecord
-from modelport.errors import RecordNotFoundError, StorageError
+from modelport import Dialogue, JobRecord, JobStatus, Message, TrainingJob, UsageRecord
+from modelport.errors import ConfigError, RecordNotFoundError, StorageError
+from modelport.logs import get_logger, redact
 from modelport.testing import make_test_hub
 from modelport_sql import SqlStore, _migrate
 
@@ -209,7 +214,7 @@ def test_a_postgres_restarted_mid_run_loses_nothing_acknowledged(postgres_url: s
     try:
         with pytest.raises(StorageError) as caught:
             store.append(info.id, Message("user", "while down"))
-        assert sa.make_url(postgres_url).host in str(caught.value)
+        assert str(sa.make_url(postgres_url).host) in str(caught.value)
         assert "down" in str(caught.value)
     finally:
         _pg_ctl("-w", "start")
@@ -292,3 +297,141 @@ def test_postgres_url_is_masked_in_effective_settings() -> None:
     shown = SqlSettings(url="postgresql+psycopg://u:topsecret@db.example/x").effective("sql", {})
     assert "topsecret" not in str(shown["url"].value)
     assert POSTGRES_URL is None or "postgresql" in POSTGRES_URL
+
+
+# --- the extra, secrets, SQLite's journal, PgBouncer and concurrent first writes --------------
+
+
+def test_sql_without_its_extra_is_a_config_error_saying_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "sqlalchemy", None)  # import sqlalchemy fails
+    monkeypatch.delitem(sys.modules, "modelport_sql._store")
+    context = SimpleNamespace(settings=modelport_sql.SqlSettings(), env={})
+    for call in (
+        lambda: modelport_sql._build(context),  # type: ignore[arg-type]
+        lambda: modelport_sql.SqlSettings().effective("sql", {}),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            call()
+        assert caught.value.key == "capabilities.storage"
+        assert "'sqlalchemy'" in str(caught.value)
+        assert caught.value.hint == "pip install 'modelport[sql]'"
+
+
+def test_the_password_from_the_environment_is_masked_everywhere() -> None:
+    store = SqlStore(
+        "postgresql+psycopg://ann@127.0.0.1:1/db",
+        env={"MODELPORT_SQL_PASSWORD": "env-only-pw-7Qx2"},
+    )
+    assert "env-only-pw-7Qx2" not in redact("the server said: password env-only-pw-7Qx2 wrong")
+    with capture_logs() as logs:
+        get_logger().warning("echo", detail="login with env-only-pw-7Qx2 failed")
+    assert "env-only-pw-7Qx2" not in str(logs)
+    store.close()
+
+
+def test_sqlite_without_wal_writes_with_synchronous_full_and_says_so(tmp_path: Path) -> None:
+    # The unix-none VFS has no shared memory: SQLite keeps its rollback journal, as on NFS.
+    url = f"sqlite:///file:{tmp_path}/store.sqlite3?vfs=unix-none&uri=true"
+    with capture_logs() as logs:
+        store = SqlStore(url)
+        store.create_dialogue()
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        store.engine.dispose()
+        store.create_dialogue()  # a new connection: no second warning
+    warned = [e for e in logs if "WAL" in str(e.get("event"))]
+    assert len(warned) == 1, logs
+    assert warned[0]["journal_mode"] == "delete"
+    store.close()
+
+    wal = SqlStore(f"sqlite:///{tmp_path}/wal.sqlite3")
+    wal.create_dialogue()
+    with wal.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    wal.close()
+
+
+@needs_postgres
+def test_postgres_timeouts_hold_per_transaction_for_pgbouncer(postgres_url: str) -> None:
+    store = SqlStore(postgres_url, timeout_s=7, statement_timeout_s=11, prepared_statements=False)
+    store.create_dialogue()
+    with store._transaction("test", write=False) as conn:
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "11s"
+        assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "7s"
+        assert conn.connection.dbapi_connection.prepare_threshold is None  # type: ignore[union-attr]
+    raw = store.engine.raw_connection()  # outside modelport's transactions: no startup
+    try:  # parameter (which PgBouncer refuses), the session's own values
+        cursor = raw.cursor()
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone() == ("0",)
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone() == ("0",)
+    finally:
+        raw.close()
+    store.close()
+    default = SqlStore(postgres_url)
+    with default._transaction("test", write=False) as conn:
+        assert conn.connection.dbapi_connection.prepare_threshold == 5  # type: ignore[union-attr]
+    default.close()
+
+
+def test_concurrent_first_saves_of_one_job_all_succeed(url: str) -> None:
+    store = SqlStore(url)
+    store.create_dialogue()  # the schema exists before the race
+    records = [
+        JobRecord("ftjob-race", "fake", f"base-{n}", "data.csv").with_status(
+            TrainingJob("ftjob-race", "fake", f"base-{n}", JobStatus.RUNNING)
+        )
+        for n in range(8)
+    ]
+    barrier = threading.Barrier(len(records))
+    errors: list[BaseException] = []
+
+    def save(record: JobRecord) -> None:
+        barrier.wait()
+        try:
+            store.save_job(record)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(r,)) for r in records]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert store.load_job("ftjob-race") in records
+    assert len(store.list_jobs()) == 1
+    store.close()
+
+
+def test_concurrent_imports_of_one_dialogue_are_one_import_and_exists_errors(url: str) -> None:
+    store = SqlStore(url)
+    store.create_dialogue()
+    dialogue = Dialogue(
+        id="imported-1", created_at=_at(0), messages=[Message("user", "hi", created_at=_at(1))]
+    )
+    barrier = threading.Barrier(6)
+    outcomes: list[str] = []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            store.import_dialogue(dialogue)
+            outcomes.append("ok")
+        except StorageError as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("ok") == 1, outcomes
+    assert all("'imported-1' exists already" in o for o in outcomes if o != "ok"), outcomes
+    assert store.load_dialogue("imported-1") == dialogue
+    store.close()
