@@ -140,15 +140,38 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _wrappers(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """The hooks ``plugin`` implements as a wrapper (``wrapper=True`` or ``hookwrapper=True``).
+
+    modelport calls each implementation on its own, so that one plugin's failure does not
+    stop the others; a wrapper would never run, so it is refused rather than dropped.
+    """
+    return sorted(
+        caller.name
+        for caller in pm.get_hookcallers(plugin) or ()
+        for impl in caller.get_hookimpls()
+        if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper)
+    )
+
+
 def _register(plugins: Plugins, plugin: object, name: str) -> bool:
     pm = plugins.manager
     try:
         pm.register(plugin, name=name)
         pm.check_pending()
+        if wrapped := _wrappers(pm, plugin):
+            raise PluginError(
+                f"implements {', '.join(wrapped)} as a wrapper, which modelport never runs",
+                plugin=name,
+                hint="implement the hook as a plain @hookimpl; observers see every call",
+            )
     except Exception as exc:
         if pm.is_registered(plugin):
             pm.unregister(plugin)
-        plugins._fail(name, f"is invalid: {_describe(exc)}", exc)
+        message = exc.message if isinstance(exc, PluginError) else f"is invalid: {_describe(exc)}"
+        plugins._fail(name, message, exc.__cause__ if isinstance(exc, PluginError) else exc)
+        if isinstance(exc, PluginError):
+            plugins.failures[name].hint = exc.hint
         return False
     return True
 

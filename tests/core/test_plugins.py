@@ -204,3 +204,27 @@ def test_hooks_run_last_registered_first_and_configure_sees_settings() -> None:
     )
     plugins.configure(load_settings(env={}, search=False))
     assert order == ["second", "first"]
+
+
+@pytest.mark.parametrize("style", ["wrapper", "hookwrapper"])
+def test_a_wrapper_implementation_is_refused_at_load_not_silently_dropped(style: str) -> None:
+    from collections.abc import Generator
+
+    from modelport import hookimpl, make_plugins
+
+    class Wrapping:
+        @hookimpl(**{style: True})  # type: ignore[call-overload, misc]
+        def modelport_on_exchange(self, exchange: object) -> Generator[None, None, None]:
+            yield
+
+    class Plain:
+        @hookimpl
+        def modelport_on_exchange(self, exchange: object) -> None: ...
+
+    plugins = make_plugins(autoload=False, plugins=[("wrapping", Wrapping()), ("plain", Plain())])
+    error = plugins.failures["wrapping"]
+    assert "modelport_on_exchange as a wrapper, which modelport never runs" in str(error)
+    assert "plain @hookimpl" in str(error)
+    assert not plugins.manager.has_plugin("wrapping")
+    assert plugins.manager.has_plugin("plain")
+    assert "plain" not in plugins.failures
