@@ -173,20 +173,10 @@ class AsyncHub(_HubBase):
         """See :meth:`modelport.Hub.ask`."""
         turn, name, chat = await self._turn(text, dialogue, assistant, images, options, model)
         chain = _Chain(self._rt, turn, self._chat_call(turn, "complete", name), (name, chat))
-        attempt = chain.first()
-        while True:
-            try:
-                reply = await self._by_protocol(
-                    attempt.call, attempt.chat, "complete", attempt.request, request=attempt.request
-                )
-            except Exception as exc:
-                following = chain.after(attempt, exc)
-                if following is None:
-                    raise
-                attempt = following
-                continue
-            chain.served(attempt)
-            return await self._finish(turn, reply, attempt.name)
+        attempt, reply = await chain.arun(
+            lambda a: self._by_protocol(a.call, a.chat, "complete", a.request, request=a.request)
+        )
+        return await self._finish(turn, reply, attempt.name)
 
     async def _finish(self, turn: _Turn, reply: Reply, backend: str | None = None) -> Answer:
         sentiment = None
@@ -567,20 +557,9 @@ class AsyncReplyStream(AsyncIterator[StreamDelta]):
                 await self._close(source)
                 raise
 
-        attempt = self._chain.first()
-        while True:
-            try:
-                (source, head), self._attempts = await self._hub._rt.acall(
-                    attempt.call, partial(first, attempt), observe=False
-                )
-            except Exception as exc:
-                following = self._chain.after(attempt, exc)
-                if following is None:
-                    raise
-                attempt = following
-                continue
-            break
-        self._chain.served(attempt)
+        attempt, ((source, head), self._attempts) = await self._chain.arun(
+            lambda a: self._hub._rt.acall(a.call, partial(first, a), observe=False)
+        )
         self._backend, self._request, self._call = attempt.name, attempt.request, attempt.call
         if head is not _END:
             self._deltas.append(head)

@@ -12,7 +12,15 @@ import functools
 import inspect
 import os
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
@@ -157,21 +165,9 @@ class _Attempt:
 class _Chain:
     """The chat backends a turn may be served by, in order: the assistant's own, then its
     ``fallbacks``. Written once for both hubs and their streams: it picks the next backend,
-    skips those whose circuit is open, keeps the circuit breakers informed and logs; the
-    drivers only make the calls (each under the retry policy)::
-
-        attempt = chain.first()
-        while True:
-            try:
-                result = call(attempt)
-            except Exception as exc:
-                following = chain.after(attempt, exc)
-                if following is None:
-                    raise
-                attempt = following
-                continue
-            chain.served(attempt)
-            return result
+    skips those whose circuit is open, keeps the circuit breakers informed and logs. Its
+    two drivers, :meth:`run` and :meth:`arun`, walk it for ``ask`` and for streams alike;
+    the caller only says how to make one attempt (under the retry policy).
 
     Every fallback's backend name is checked when the chain is made, before any paid call;
     a fallback's backend is built only when it is tried.
@@ -198,6 +194,34 @@ class _Chain:
                 key=f"assistants.{self._turn.assistant}.fallbacks[{index}]",
                 hint=f"name one of: {known}",
             ) from None
+
+    def run(self, attempt_call: Callable[[_Attempt], T]) -> tuple[_Attempt, T]:
+        """Call backends in order until one answers: the attempt that served, and its result."""
+        attempt = self.first()
+        while True:
+            try:
+                result = attempt_call(attempt)
+            except Exception as exc:
+                if (following := self.after(attempt, exc)) is None:
+                    raise
+                attempt = following
+            else:
+                self.served(attempt)
+                return attempt, result
+
+    async def arun(self, attempt_call: Callable[[_Attempt], Awaitable[T]]) -> tuple[_Attempt, T]:
+        """The asyncio driver of :meth:`run`."""
+        attempt = self.first()
+        while True:
+            try:
+                result = await attempt_call(attempt)
+            except Exception as exc:
+                if (following := self.after(attempt, exc)) is None:
+                    raise
+                attempt = following
+            else:
+                self.served(attempt)
+                return attempt, result
 
     def first(self) -> _Attempt:
         """The first backend to call (raises :class:`CircuitOpenError` when none may be)."""
@@ -905,19 +929,10 @@ class Hub(_HubBase):
         """
         turn, name, chat = self._turn(text, dialogue, assistant, images, options, model)
         chain = _Chain(self._rt, turn, self._chat_call(turn, "complete", name), (name, chat))
-        attempt = chain.first()
-        while True:
-            try:
-                complete = functools.partial(attempt.chat.complete, attempt.request)
-                reply = self._run(attempt.call, complete, attempt.request)
-            except Exception as exc:
-                following = chain.after(attempt, exc)
-                if following is None:
-                    raise
-                attempt = following
-                continue
-            chain.served(attempt)
-            return self._finish(turn, reply, attempt.name)
+        attempt, reply = chain.run(
+            lambda a: self._run(a.call, functools.partial(a.chat.complete, a.request), a.request)
+        )
+        return self._finish(turn, reply, attempt.name)
 
     def _finish(self, turn: _Turn, reply: Reply, backend: str | None = None) -> Answer:
         sentiment = None
@@ -1332,20 +1347,9 @@ class ReplyStream(Iterator[StreamDelta]):
                 _close(source)
                 raise
 
-        attempt = self._chain.first()
-        while True:
-            try:
-                (source, head), self._attempts = self._hub._rt.call(
-                    attempt.call, functools.partial(first, attempt), observe=False
-                )
-            except Exception as exc:
-                following = self._chain.after(attempt, exc)
-                if following is None:
-                    raise
-                attempt = following
-                continue
-            break
-        self._chain.served(attempt)
+        attempt, ((source, head), self._attempts) = self._chain.run(
+            lambda a: self._hub._rt.call(a.call, functools.partial(first, a), observe=False)
+        )
         self._backend, self._request, self._call = attempt.name, attempt.request, attempt.call
         if head is not _END:
             self._deltas.append(head)
