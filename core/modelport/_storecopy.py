@@ -27,7 +27,7 @@ import contextlib
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from typing import Any
 import attrs
 
 from .errors import RecordNotFoundError, StorageError
-from .types import Dialogue, Message
+from .types import Dialogue, Message, split_turns
 
 __all__ = ["CopyReport", "copy_store"]
 
@@ -78,22 +78,6 @@ def _dialogue_ids(source: Any) -> list[str]:
         if len(seen) == before:
             break
     return list(seen)
-
-
-def _turns(messages: Sequence[Message]) -> Iterator[tuple[Message, ...]]:
-    """``messages`` as the hub appends them: a question with its reply, others alone."""
-    n = 0
-    while n < len(messages):
-        if (
-            n + 1 < len(messages)
-            and messages[n].role == "user"
-            and messages[n + 1].role == "assistant"
-        ):
-            yield messages[n], messages[n + 1]
-            n += 2
-        else:
-            yield (messages[n],)
-            n += 1
 
 
 class _Journal:
@@ -205,7 +189,7 @@ def _copy_dialogue(
     else:
         report.conflicts.append(dialogue_id)
         return
-    for turn in _turns(dialogue.messages[len(have) :]):
+    for turn in split_turns(dialogue.messages[len(have) :]):
         target.append(target_id, *turn)
         report.messages += len(turn)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import mimetypes
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -54,6 +54,7 @@ __all__ = [
     "UsageReport",
     "UsageTotal",
     "VisionRequest",
+    "split_turns",
     "utcnow",
 ]
 
@@ -398,6 +399,22 @@ class Turn:
     """
 
     messages: tuple[Message, ...] = attrs.field(converter=_messages)
+
+
+def split_turns(messages: Sequence[Message]) -> Iterator[tuple[Message, ...]]:
+    """``messages`` grouped as the hub appends them: a question with its reply as one turn,
+    any other message alone (stores that copy or import a dialogue write it this way)."""
+    n = 0
+    while n < len(messages):
+        if n + 1 < len(messages) and (messages[n].role, messages[n + 1].role) == (
+            "user",
+            "assistant",
+        ):
+            yield messages[n], messages[n + 1]
+            n += 2
+        else:
+            yield (messages[n],)
+            n += 1
 
 
 @attrs.frozen

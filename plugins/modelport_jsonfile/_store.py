@@ -33,6 +33,7 @@ from modelport.serialization import (
     loads_messages,
     loads_record,
 )
+from modelport.types import split_turns
 
 if TYPE_CHECKING:
     from . import JsonFileSettings
@@ -338,7 +339,7 @@ class JsonFileStore:
             )
         path = self._path(dialogue.id)
         header = attrs.evolve(dialogue, messages=())
-        lines = [dumps_record(header), *(dumps_messages(t) for t in _turns(dialogue.messages))]
+        lines = [dumps_record(header), *(dumps_messages(t) for t in split_turns(dialogue.messages))]
         with _os_errors("import the dialogue", path):
             tmp = self._write_aside(path, ("\n".join(lines) + "\n").encode())
             try:
@@ -756,18 +757,6 @@ class JsonFileStore:
                     records.append(record)
         records.sort(key=lambda r: r.at)
         return records
-
-
-def _turns(messages: Sequence[Message]) -> Iterator[tuple[Message, ...]]:
-    """``messages`` as turns: each question with the replies that follow it."""
-    turn: list[Message] = []
-    for message in messages:
-        if message.role == "user" and turn:
-            yield tuple(turn)
-            turn = []
-        turn.append(message)
-    if turn:
-        yield tuple(turn)
 
 
 def _skipped(exc: StorageError) -> None:
