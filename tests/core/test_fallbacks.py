@@ -5,7 +5,6 @@ streams falling back only before their first delta."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,6 +28,7 @@ from modelport.errors import (
 )
 from modelport.registry import BackendRegistry
 from modelport.testing import FakeBackends, FakeChat, make_test_async_hub, make_test_hub
+from tests.support import run
 
 ASSISTANTS = {
     "support": {"model": "support-model", "fallbacks": ["backup-chat"]},
@@ -96,17 +96,6 @@ def build(
     if clock is not None:
         kwargs["clock"] = clock
     return make(fakes, **kwargs)
-
-
-def run(value: Any) -> Any:
-    """The value, or the awaited result when a hub method returned a coroutine."""
-    if inspect.isawaitable(value):
-
-        async def wait() -> Any:
-            return await value
-
-        return asyncio.run(wait())
-    return value
 
 
 def stream(hub: Hub | AsyncHub, text: str, **kwargs: Any) -> tuple[list[str], Any]:

@@ -20,18 +20,11 @@ from typing import Any
 
 import hypothesis.strategies as st
 from click.testing import CliRunner, Result
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 
 from modelport.cli import CliState, cli
 from modelport.testing import TINY_PNG, FakeBackends, make_test_hub
-
-FUZZ = settings(
-    max_examples=1000,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+from tests.support import FUZZ
 
 #: Any code point, lone surrogates included (the default leaves them out).
 ANY = st.characters(exclude_categories=())

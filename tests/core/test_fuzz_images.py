@@ -15,20 +15,13 @@ import zlib
 from collections.abc import Callable
 
 import hypothesis.strategies as st
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from PIL import Image as PIL
 
 from modelport.config import ImageSettings
 from modelport.errors import ImageError
 from modelport.images import DEFAULT_MEDIA_TYPES, load_image, prepare_image
-
-FUZZ = settings(
-    max_examples=1000,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+from tests.support import FUZZ
 
 
 def _encode(img: PIL.Image, fmt: str, **options: object) -> bytes:

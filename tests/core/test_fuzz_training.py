@@ -26,7 +26,7 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 
 from modelport import Dialogue, ImagePart, Message, Sentiment, SentimentLabel, TextPart
 from modelport.errors import ConfigError, TrainingDataError
@@ -41,14 +41,8 @@ from modelport.training import (
     load_jsonl,
 )
 from modelport.types import Image, utcnow
+from tests.support import FUZZ
 
-FUZZ = settings(
-    max_examples=1000,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 ROLES = ("system", "user", "assistant")
 #: Characters a JSON string may hold unescaped that str.splitlines() breaks at, and others that
 #: trip readers: NUL, a BOM, CR, quotes, commas, backslashes.

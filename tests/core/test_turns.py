@@ -4,7 +4,6 @@ store fails, a continued dialogue keeping its assistant, and the history window.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from modelport.errors import (
     StorageError,
 )
 from modelport.testing import FakeBackends, make_test_async_hub, make_test_hub
+from tests.support import run
 
 SUPPORT = {
     "support": {
@@ -53,17 +53,6 @@ def build(kind: str, fakes: FakeBackends | None = None, **kwargs: Any) -> Hub | 
     if kind == "sync":
         return make_test_hub(fakes, **kwargs)
     return make_test_async_hub(fakes, **kwargs)
-
-
-def run(value: Any) -> Any:
-    """The value, or the awaited result when a hub method returned a coroutine."""
-    if inspect.isawaitable(value):
-
-        async def wait() -> Any:
-            return await value
-
-        return asyncio.run(wait())
-    return value
 
 
 def _unpaired(messages: tuple[Message, ...]) -> list[str]:

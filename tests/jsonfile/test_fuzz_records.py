@@ -13,20 +13,13 @@ import tempfile
 from pathlib import Path
 
 import hypothesis.strategies as st
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 from modelport import Message, Usage
 from modelport.errors import CorruptRecordError
 from modelport.serialization import dumps_messages
 from modelport_jsonfile import JsonFileStore
-
-FUZZ = settings(
-    max_examples=1000,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+from tests.support import FUZZ
 
 _text = st.text(
     st.characters(exclude_categories=("Cs",))
