@@ -43,7 +43,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -214,6 +214,15 @@ class _RemoteConformance(_Conformance):
 # --- storage -----------------------------------------------------------------------------------
 
 
+def _in_threads(count: int, work: Callable[[int], None]) -> None:
+    """Run ``work(0)`` ... ``work(count - 1)`` in threads at once; return when all are done."""
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
 def _message(role: str, text: str, minute: int) -> Message:
     at = datetime(2026, 1, 1, 12, minute, tzinfo=UTC)
     return Message(role, text, created_at=at)  # type: ignore[arg-type]
@@ -343,11 +352,7 @@ class StoreConformance(_Conformance):
                     dialogue, Message("user", f"q{n}-{i}"), Message("assistant", f"a{n}-{i}")
                 )
 
-        workers = [threading.Thread(target=write, args=(n,)) for n in range(self.threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        _in_threads(self.threads, write)
         texts = [m.text for m in store.load_dialogue(dialogue).messages]
         assert len(texts) == 2 * self.threads * self.appends_per_thread
         unpaired = [q for q, a in zip(texts[::2], texts[1::2], strict=True) if a != "a" + q[1:]]
@@ -363,11 +368,7 @@ class StoreConformance(_Conformance):
             for i in range(self.appends_per_thread):
                 store.append(dialogue, Message("user", f"t{n}-{i}"))
 
-        workers = [threading.Thread(target=write, args=(n,)) for n in range(self.threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        _in_threads(self.threads, write)
         texts = [m.text for m in store.load_dialogue(dialogue).messages]
         assert len(texts) == self.threads * self.appends_per_thread
         for n in range(self.threads):
