@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import attrs
 import tenacity
@@ -39,6 +39,8 @@ from .resilience import Limiter, RetryPolicy, make_limiter
 from .types import CallFailure, Capability, Exchange, Usage
 
 T = TypeVar("T")
+B = TypeVar("B")
+A = TypeVar("A")
 
 
 PROTOCOLS: dict[Capability, type[Any]] = {
@@ -104,6 +106,21 @@ class Call:
     tokens: int = 0
     idempotent: bool = True
     assistant: str | None = None
+
+
+@attrs.frozen
+class Bound(Generic[B, A]):
+    """A resolved backend, typed by its capability's protocols.
+
+    :ivar name: the backend's name.
+    :ivar sync: the backend, as its capability's protocol.
+    :ivar async_: the same object as the capability's ``Async*`` protocol when it implements
+        it, else ``None`` (the async hub then runs the sync methods in a worker thread).
+    """
+
+    name: str
+    sync: B
+    async_: A | None = None
 
 
 @attrs.define
@@ -195,6 +212,31 @@ class Runtime:
                 hint="update the plugin (see modelport.backends and its conformance suite)",
             )
         return spec.name, backend
+
+    def _bound(self, capability: Capability, name: str | None) -> Bound[Any, Any]:
+        resolved, backend = self.backend(capability, name)
+        native = self.has_async(resolved, capability, backend)
+        return Bound(resolved, backend, backend if native else None)
+
+    def chat(self, name: str | None = None) -> Bound[ChatBackend, AsyncChatBackend]:
+        """The chat backend ``name`` (else the configured one), typed."""
+        return self._bound(Capability.CHAT, name)
+
+    def vision(self, name: str | None = None) -> Bound[VisionBackend, AsyncVisionBackend]:
+        """The vision backend ``name`` (else the configured one), typed."""
+        return self._bound(Capability.VISION, name)
+
+    def trainer(self, name: str | None = None) -> Bound[Trainer, AsyncTrainer]:
+        """The training backend ``name`` (else the configured one), typed."""
+        return self._bound(Capability.TRAINING, name)
+
+    def sentiment(self, name: str | None = None) -> tuple[str, SentimentAnalyzer]:
+        """The sentiment backend ``name`` (else the configured one), with its name."""
+        return cast("tuple[str, SentimentAnalyzer]", self.backend(Capability.SENTIMENT, name))
+
+    def store(self, name: str | None = None) -> tuple[str, Store]:
+        """The store ``name`` (else the configured one), with its name."""
+        return cast("tuple[str, Store]", self.backend(Capability.STORAGE, name))
 
     def has_async(self, name: str, capability: Capability, backend: object) -> bool:
         key = (name, capability)
