@@ -48,12 +48,14 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, Concatenate, Generic, ParamSpec, TypeAlias, TypeVar
 
 __all__ = [
+    "AsyncScope",
     "Blocking",
     "Enter",
     "Flow",
     "Invoke",
     "ItemFlow",
     "Sleep",
+    "Scope",
     "Step",
     "adrive",
     "adrive_iter",
@@ -86,10 +88,10 @@ class Step(Generic[T]):
 
     __slots__ = ()
 
-    def run(self, scope: _Scope) -> T:
+    def run(self, scope: Scope) -> T:
         raise NotImplementedError
 
-    async def arun(self, scope: _AsyncScope) -> T:
+    async def arun(self, scope: AsyncScope) -> T:
         raise NotImplementedError
 
 
@@ -101,11 +103,11 @@ class Sleep(Step[None]):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def run(self, scope: _Scope) -> None:
+    def run(self, scope: Scope) -> None:
         if self.seconds > 0:
             scope.sleep(self.seconds)
 
-    async def arun(self, scope: _AsyncScope) -> None:
+    async def arun(self, scope: AsyncScope) -> None:
         if self.seconds > 0:
             await scope.sleep(self.seconds)
 
@@ -124,10 +126,10 @@ class Blocking(Step[T]):
         self.args = args
         self.kwargs = kwargs
 
-    def run(self, scope: _Scope) -> T:
+    def run(self, scope: Scope) -> T:
         return self.fn(*self.args, **self.kwargs)
 
-    async def arun(self, scope: _AsyncScope) -> T:
+    async def arun(self, scope: AsyncScope) -> T:
         return await asyncio.to_thread(self.fn, *self.args, **self.kwargs)
 
     def __repr__(self) -> str:
@@ -152,10 +154,10 @@ class Invoke(Step[T]):
         self.async_ = async_
         self.args = args
 
-    def run(self, scope: _Scope) -> T:
+    def run(self, scope: Scope) -> T:
         return self.sync(*self.args)
 
-    async def arun(self, scope: _AsyncScope) -> T:
+    async def arun(self, scope: AsyncScope) -> T:
         if self.async_ is None:
             return await asyncio.to_thread(self.sync, *self.args)
         return await self.async_(*self.args)
@@ -178,15 +180,16 @@ class Enter(Step[T]):
         self.sync = sync
         self.async_ = async_
 
-    def run(self, scope: _Scope) -> T:
+    def run(self, scope: Scope) -> T:
         return scope.stack.enter_context(self.sync())
 
-    async def arun(self, scope: _AsyncScope) -> T:
+    async def arun(self, scope: AsyncScope) -> T:
         return await scope.stack.enter_async_context(self.async_())
 
 
-class _Scope:
-    """What a sync driver lends its steps: how to sleep, and where opened things are kept."""
+class Scope:
+    """What a sync driver lends its steps: how to sleep (``sleep``), and where what they open
+    is kept until the flow ends (``stack``, a :class:`contextlib.ExitStack`)."""
 
     __slots__ = ("sleep", "stack")
 
@@ -195,8 +198,8 @@ class _Scope:
         self.stack = stack
 
 
-class _AsyncScope:
-    """The async driver's :class:`_Scope`."""
+class AsyncScope:
+    """The async driver's :class:`Scope` (``stack`` is a :class:`contextlib.AsyncExitStack`)."""
 
     __slots__ = ("sleep", "stack")
 
@@ -208,7 +211,7 @@ class _AsyncScope:
 def drive(flow: Flow[R], *, sleep: SyncSleep = time.sleep) -> R:
     """Run ``flow`` to its end in this thread; return what it returns."""
     with contextlib.ExitStack() as stack:
-        scope = _Scope(sleep, stack)
+        scope = Scope(sleep, stack)
         send: Any = None
         error: BaseException | None = None
         while True:
@@ -227,7 +230,7 @@ def drive(flow: Flow[R], *, sleep: SyncSleep = time.sleep) -> R:
 async def adrive(flow: Flow[R], *, sleep: AsyncSleep = asyncio.sleep) -> R:
     """Run ``flow`` to its end on the running event loop; return what it returns."""
     async with contextlib.AsyncExitStack() as stack:
-        scope = _AsyncScope(sleep, stack)
+        scope = AsyncScope(sleep, stack)
         send: Any = None
         error: BaseException | None = None
         while True:
@@ -247,7 +250,7 @@ def drive_iter(flow: ItemFlow[T], *, sleep: SyncSleep = time.sleep) -> Iterator[
     """The items ``flow`` produces, its steps done in this thread. Closing the iterator early
     closes the flow and whatever it entered."""
     with contextlib.ExitStack() as stack, contextlib.closing(flow):
-        scope = _Scope(sleep, stack)
+        scope = Scope(sleep, stack)
         send: Any = None
         error: BaseException | None = None
         while True:
@@ -269,7 +272,7 @@ async def adrive_iter(flow: ItemFlow[T], *, sleep: AsyncSleep = asyncio.sleep) -
     """The async twin of :func:`drive_iter` (close it with ``aclose()`` to stop early)."""
     async with contextlib.AsyncExitStack() as stack:
         with contextlib.closing(flow):
-            scope = _AsyncScope(sleep, stack)
+            scope = AsyncScope(sleep, stack)
             send: Any = None
             error: BaseException | None = None
             while True:
