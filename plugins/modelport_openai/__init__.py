@@ -1,5 +1,6 @@
 """modelport's OpenAI plugin: chat, streaming, vision, model list and fine-tuning through the
-official ``openai`` SDK, for OpenAI and any OpenAI-compatible server.
+HTTP backend kit (the ``openai`` SDK for the Files API), for OpenAI and any OpenAI-compatible
+server.
 
 It offers one backend per preset (``openai``, the default for chat, vision and training;
 ``azure``; and ``ollama``, ``vllm``, ``llamacpp``, ``lmstudio`` for local servers), all
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["PRESETS", "OpenAIBackend", "OpenAISettings", "Preset", "modelport_register_backends"]
 
 
-def _build(context: BackendContext) -> OpenAIBackend:
+def _build(context: BackendContext[OpenAISettings]) -> OpenAIBackend:
     from ._backend import OpenAIBackend
 
     return OpenAIBackend(context)

@@ -1,27 +1,24 @@
 """The backend object: one per hub and backend name, serving chat, vision and training.
 
-It owns its HTTP clients (``httpx.Client`` / ``httpx.AsyncClient``, with the configured
-timeouts and connection limits) and hands them to the SDK with ``max_retries=0``, so the core's
-retry policy is the only retry loop and every request goes through a transport the backend
-controls. The SDK and its clients are created on first use.
+Every operation is written once, as a flow (:mod:`modelport.flows`), and ``twin`` makes its
+sync and async methods. The I/O is modelport's HTTP backend kit (:mod:`modelport.http`): its
+``httpx`` clients (the configured timeouts and connection limit, pooled per event loop), its
+status-to-error table with OpenAI's error body read by :mod:`._errors`, its SSE framing. The
+JSON is read straight into modelport's types.
 
-Chat and vision go through the SDK's generic ``post`` with ``cast_to=httpx.Response`` and the
-JSON is read straight into modelport's types: the SDK still builds, authenticates and sends the
-request and raises its errors, but no response object is built only to be converted again.
+The ``openai`` SDK does what it does well and is rarely on the hot path: the Files API
+(multipart uploads with progress, deletes), through the kit's own HTTP clients with
+``max_retries=0``, so the core's retry policy is the only retry loop. It loads on first use.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
-import json
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -39,17 +36,24 @@ from modelport import (
     TrainingJob,
     VisionRequest,
 )
-from modelport.errors import ConfigError, ResponseError, UnsupportedError
+from modelport.errors import (
+    BackendError,
+    ConfigError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResponseError,
+    UnsupportedError,
+)
+from modelport.flows import Flow, Invoke, ItemFlow, Step, twin, twin_iter
+from modelport.http import HTTPClient, Request
 from modelport.logs import get_logger, redact
 from modelport.training import dataset_to_jsonl
 
-from ._errors import ErrorContext, map_error
-from ._pool import AsyncClientPool
+from ._errors import error_reader, sdk_error, training_refusal
 from ._settings import OpenAISettings, resolve
 from ._wire import (
     ModelRules,
     StreamAssembler,
-    asse_payloads,
     chat_body,
     drop_refused,
     events_from_json,
@@ -58,30 +62,10 @@ from ._wire import (
     model_rules,
     models_from_json,
     reply_from_json,
-    sse_payloads,
     vision_body,
 )
 
-if TYPE_CHECKING:
-    import openai
-
 __all__ = ["OpenAIBackend"]
-
-#: A dated snapshot's suffix (``gpt-4o-mini-2024-07-18``), priced as its alias when unlisted.
-
-
-class _Response(Protocol):
-    """What is read of an HTTP response (httpx's, or the SDK's own httpx2's)."""
-
-    @property
-    def content(self) -> bytes: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def status_code(self) -> int: ...
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-
 
 _NO_KEY = "no-key"  # what the SDK sends to servers that need no key (it insists on one)
 
@@ -103,6 +87,7 @@ class _Sending(io.BytesIO):
         return chunk
 
 
+_PERMISSION = "the key is valid but not allowed to do this (check its project and model access)"
 _OTHER_TRAINER = "train with another backend: [capabilities] training = <name>"
 
 
@@ -113,27 +98,33 @@ def _utc_today() -> date:
 class OpenAIBackend:
     """Chat, streaming, vision, model list and fine-tuning over the OpenAI API."""
 
-    def __init__(self, context: BackendContext) -> None:
+    def __init__(self, context: BackendContext[OpenAISettings]) -> None:
         settings = context.settings
-        if not isinstance(settings, OpenAISettings):  # pragma: no cover - the core structures it
-            raise TypeError(f"expected OpenAISettings, got {type(settings).__name__}")
         self.name = context.name
         self.config = resolve(context.name, settings, context.env)
         variable = self.config.api_key_env
         self._key: Secret | None = None  # a Secret's repr never shows the key
+        headers = dict(settings.headers)
         if self.config.require_key or context.env.get(variable):
             self._key = context.secret(variable)
-        self._errors = ErrorContext(
-            backend=self.name,
-            base_url=self.config.base_url,
-            api_key_env=variable,
+            headers["Authorization"] = f"Bearer {self._key.reveal()}"
+        if self.config.organization:
+            headers["OpenAI-Organization"] = self.config.organization
+        if self.config.project:
+            headers["OpenAI-Project"] = self.config.project
+        self.http = HTTPClient(
+            self.name,
+            self.config.base_url,
+            headers=headers,
+            params=settings.query,
             timeout_s=settings.timeout_s,
-            secret=self._key,
+            connect_timeout_s=settings.connect_timeout_s,
+            max_connections=settings.max_connections,
+            key_env=variable,
+            read_error=error_reader(self.config.base_url),
+            hints={PermissionDeniedError: _PERMISSION},
         )
-        self._lock = threading.Lock()
-        self._client: openai.OpenAI | None = None
-        self._apool: AsyncClientPool | None = None
-        self._models: tuple[float, list[ModelInfo]] | None = None
+        self._model_cache: tuple[float, list[ModelInfo]] | None = None
         self._rules: dict[str, ModelRules] = {}
         self._dropped_logged: set[tuple[str, tuple[str, ...]]] = set()
         #: Today's date (UTC); tests replace it to see the fine-tuning closure either side.
@@ -214,136 +205,32 @@ class OpenAIBackend:
             f"jobs started before then run to the end. After it, {_OTHER_TRAINER}",
         )
 
-    # --- clients --------------------------------------------------------------------------
-
-    def _client_args(self) -> dict[str, Any]:
-        settings = self.config.settings
-        return {
-            "api_key": self._key.reveal() if self._key is not None else _NO_KEY,
-            "organization": self.config.organization,
-            "project": self.config.project,
-            "base_url": self.config.base_url,
-            "timeout": httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
-            "max_retries": 0,
-            "default_headers": dict(settings.headers) or None,
-            "default_query": dict(settings.query) or None,
-        }
-
-    def _http_args(self, connections: int) -> dict[str, Any]:
-        settings = self.config.settings
-        return {
-            "timeout": httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
-            "limits": httpx.Limits(
-                max_connections=connections, max_keepalive_connections=connections
-            ),
-            "follow_redirects": True,
-        }
-
-    @property
-    def client(self) -> openai.OpenAI:
-        """The SDK client, created on first use."""
-        client = self._client
-        if client is None:
-            with self._lock:
-                if self._client is None:
-                    import openai
-
-                    http = httpx.Client(**self._http_args(self.config.settings.max_connections))
-                    # openai 3.x annotates its own httpx2 but accepts an httpx client.
-                    self._client = openai.OpenAI(**self._client_args(), http_client=http)  # type: ignore[arg-type]
-                client = self._client
-        return client
-
-    def _make_async(self, connections: int) -> openai.AsyncOpenAI:
-        import openai
-
-        http = httpx.AsyncClient(**self._http_args(connections))
-        return openai.AsyncOpenAI(**self._client_args(), http_client=http)  # type: ignore[arg-type]
-
-    @property
-    def apool(self) -> AsyncClientPool:
-        """The async clients of the running event loop (see :mod:`._pool`)."""
-        loop = asyncio.get_running_loop()
-        pool = self._apool
-        if pool is None or pool.loop is not loop:
-            pool = self._apool = AsyncClientPool(
-                loop, self._make_async, self.config.settings.max_connections
-            )
-        return pool
+    # --- plumbing -------------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        self.http.close()
 
     async def aclose(self) -> None:
-        pool, self._apool = self._apool, None
-        if pool is not None and pool.loop is asyncio.get_running_loop():
-            await pool.aclose()
+        await self.http.aclose()
 
-    # --- requests -------------------------------------------------------------------------
+    def _sdk_files(self, http_client: Any) -> Any:
+        """The SDK's Files API over one of the kit's HTTP clients (uploads are rare: the SDK
+        client is made per call, so it never outlives the HTTP client it borrows)."""
+        import openai
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        training: bool = False,
-    ) -> httpx.Response:
-        options: Any = {"params": params} if params else {}
-        with self._mapped(training=training):
-            if method == "GET":
-                return self.client.get(path, cast_to=httpx.Response, options=options)
-            return self.client.post(path, body=body, cast_to=httpx.Response, options=options)
+        cls = openai.AsyncOpenAI if isinstance(http_client, httpx.AsyncClient) else openai.OpenAI
+        key = self._key.reveal() if self._key is not None else _NO_KEY
+        return cls(
+            api_key=key,
+            organization=self.config.organization,
+            project=self.config.project,
+            base_url=self.config.base_url,
+            max_retries=0,
+            http_client=http_client,  # which sends the headers and query of the kit's client
+        ).files
 
-    async def _arequest(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        training: bool = False,
-    ) -> httpx.Response:
-        options: Any = {"params": params} if params else {}
-        pool = self.apool
-        index, client = pool.acquire()
-        try:
-            with self._mapped(training=training):
-                if method == "GET":
-                    return await client.get(path, cast_to=httpx.Response, options=options)
-                return await client.post(path, body=body, cast_to=httpx.Response, options=options)
-        finally:
-            pool.release(index)
-
-    # --- shared ---------------------------------------------------------------------------
-
-    @contextmanager
-    def _mapped(self, *, training: bool = False) -> Iterator[None]:
-        """Raise SDK and HTTP failures as the core's errors, chained with ``from``."""
-        try:
-            yield
-        except Exception as exc:
-            error = map_error(exc, self._errors, training=training)
-            if error is None:
-                raise
-            raise error from exc
-
-    def _json(self, response: _Response) -> Any:
-        try:
-            return json.loads(response.content)
-        except ValueError:
-            raise ResponseError(
-                f"the server answered with something that is not JSON: {response.text[:60]!r}",
-                backend=self.name,
-                status=response.status_code,
-                request_id=response.headers.get("x-request-id"),
-                hint=f"check that base_url ({redact(self.config.base_url)}) is an OpenAI-compatible"
-                " API",
-            ) from None
+    def _json(self, response: httpx.Response) -> Any:
+        return self.http.parse_json(response)
 
     def _auto_model(self, models: Sequence[ModelInfo]) -> str:
         """The first model listed, preferring one with no shutdown date."""
@@ -414,7 +301,7 @@ class OpenAIBackend:
         )
 
     def _cached_models(self) -> list[ModelInfo] | None:
-        cached = self._models
+        cached = self._model_cache
         if cached is not None and time.monotonic() < cached[0]:
             return cached[1]
         return None
@@ -422,101 +309,54 @@ class OpenAIBackend:
     def _cache_models(self, models: list[ModelInfo]) -> list[ModelInfo]:
         ttl = self.config.settings.models_ttl_s
         if ttl > 0:
-            self._models = (time.monotonic() + ttl, models)
+            self._model_cache = (time.monotonic() + ttl, models)
         return models
 
     # --- chat -----------------------------------------------------------------------------
 
-    def complete(self, request: ChatRequest) -> Reply:
-        model = self._chat_model(request.model) or self._auto_model(self.models())
-        response = self._request(
-            "POST", "/chat/completions", body=self._chat_body(request, model, stream=False)
-        )
+    def _model(self, requested: str | None, *, vision: bool = False) -> Flow[str]:
+        """The model to call: the request's, else the configured one, else the first the
+        server lists."""
+        model = self._chat_model(requested, vision)
+        if model:
+            return model
+        return self._auto_model((yield from self._models()))
+
+    def _post(self, path: str, body: Mapping[str, Any]) -> Step[httpx.Response]:
+        return self.http.send(Request("POST", path, json=body))
+
+    def _complete(self, request: ChatRequest) -> Flow[Reply]:
+        model = yield from self._model(request.model)
+        body = self._chat_body(request, model, stream=False)
+        response = yield self._post("/chat/completions", body)
         return self._reply(response, model, request.options.json_schema is not None)
 
-    def stream(self, request: ChatRequest) -> Iterator[StreamDelta]:
-        model = self._chat_model(request.model) or self._auto_model(self.models())
+    def _stream(self, request: ChatRequest) -> ItemFlow[StreamDelta]:
+        model = yield from self._model(request.model)
         body = self._chat_body(request, model, stream=True)
-        with self._mapped():
-            response = self.client.post(
-                "/chat/completions", body=body, cast_to=httpx.Response, stream=True
-            )
-        try:
-            assembler = StreamAssembler(self.name, model)
-            with self._mapped():
-                for payload in sse_payloads(response.iter_lines()):
-                    delta = assembler.feed(payload)
-                    if delta is not None:
-                        yield delta
-                    if assembler.done:
-                        break
-            yield assembler.finish()
-        finally:
-            response.close()
+        assembler = StreamAssembler(self.name, model)
+        yield from self.http.stream(
+            Request("POST", "/chat/completions", json=body),
+            feed=lambda event: assembler.feed(event.data),
+            end=assembler.finish,
+        )
 
-    def models(self) -> list[ModelInfo]:
+    def _models(self) -> Flow[list[ModelInfo]]:
         cached = self._cached_models()
         if cached is not None:
             return cached
-        response = self._request("GET", "/models")
-        return self._cache_models(models_from_json(self._json(response), self.name))
+        data = yield self.http.json(Request("GET", "/models"))
+        return self._cache_models(models_from_json(data, self.name))
 
-    async def acomplete(self, request: ChatRequest) -> Reply:
-        model = self._chat_model(request.model) or self._auto_model(await self.amodels())
-        response = await self._arequest(
-            "POST", "/chat/completions", body=self._chat_body(request, model, stream=False)
-        )
+    def _describe(self, request: VisionRequest) -> Flow[Reply]:
+        model = yield from self._model(request.model, vision=True)
+        response = yield self._post("/chat/completions", self._vision_body(request, model))
         return self._reply(response, model, request.options.json_schema is not None)
 
-    async def astream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        model = self._chat_model(request.model) or self._auto_model(await self.amodels())
-        body = self._chat_body(request, model, stream=True)
-        pool = self.apool
-        index, client = pool.acquire()
-        try:
-            with self._mapped():
-                response = await client.post(
-                    "/chat/completions", body=body, cast_to=httpx.Response, stream=True
-                )
-            try:
-                assembler = StreamAssembler(self.name, model)
-                with self._mapped():
-                    async for payload in asse_payloads(response.aiter_lines()):
-                        delta = assembler.feed(payload)
-                        if delta is not None:
-                            yield delta
-                        if assembler.done:
-                            break
-                yield assembler.finish()
-            finally:
-                await response.aclose()
-        finally:
-            pool.release(index)
-
-    async def amodels(self) -> list[ModelInfo]:
-        cached = self._cached_models()
-        if cached is not None:
-            return cached
-        response = await self._arequest("GET", "/models")
-        return self._cache_models(models_from_json(self._json(response), self.name))
-
-    # --- vision ---------------------------------------------------------------------------
-
-    def describe(self, request: VisionRequest) -> Reply:
-        model = self._chat_model(request.model, vision=True) or self._auto_model(self.models())
-        response = self._request(
-            "POST", "/chat/completions", body=self._vision_body(request, model)
-        )
-        return self._reply(response, model, request.options.json_schema is not None)
-
-    async def adescribe(self, request: VisionRequest) -> Reply:
-        model = self._chat_model(request.model, vision=True) or self._auto_model(
-            await self.amodels()
-        )
-        response = await self._arequest(
-            "POST", "/chat/completions", body=self._vision_body(request, model)
-        )
-        return self._reply(response, model, request.options.json_schema is not None)
+    complete, acomplete = twin(_complete)
+    stream, astream = twin_iter(_stream)
+    models, amodels = twin(_models)
+    describe, adescribe = twin(_describe)
 
     # --- training -------------------------------------------------------------------------
 
@@ -552,89 +392,86 @@ class OpenAIBackend:
             }
         return body
 
-    @staticmethod
-    def _job_path(job_id: str, tail: str = "") -> str:
-        return f"/fine_tuning/jobs/{quote(job_id, safe='')}{tail}"
+    def _files(self, call: Callable[[Any], Any]) -> Flow[Any]:
+        """``call(files)`` on the SDK's Files API (sync or async), its failures mapped."""
 
-    def upload(
+        def sync() -> Any:
+            return call(self._sdk_files(self.http.client))
+
+        async def async_() -> Any:
+            pool = self.http.pool
+            index, client = pool.acquire()
+            try:
+                return await call(self._sdk_files(client))
+            finally:
+                pool.release(index)
+
+        try:
+            return (yield Invoke(sync, async_))
+        except Exception as exc:
+            error = sdk_error(exc, self.http)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _upload(
         self,
         dataset: TrainingDataset,
         *,
         on_progress: Callable[[int, int], None] | None = None,
-    ) -> str:
+    ) -> Flow[str]:
         self._check_training_open()
-        with self._mapped(training=True):
-            raw = self.client.files.with_raw_response.create(
-                file=self._upload_file(dataset, on_progress), purpose="fine-tune"
+        file = self._upload_file(dataset, on_progress)
+        try:
+            raw = yield from self._files(
+                lambda files: files.with_raw_response.create(file=file, purpose="fine-tune")
             )
+        except BackendError as exc:
+            raise training_refusal(exc) from exc.__cause__
         return self._file_id(self._json(raw.http_response))
 
-    def delete_file(self, file_id: str) -> None:
+    def _delete_file(self, file_id: str) -> Flow[None]:
         """Delete an uploaded file (the hub does, when the job it was for did not start)."""
-        with self._mapped():
-            self.client.files.delete(file_id)
+        yield from self._files(lambda files: files.delete(file_id))
 
-    def start(self, spec: JobSpec) -> TrainingJob:
+    def _job_call(
+        self, method: str, job_id: str | None = None, tail: str = "", **request: Any
+    ) -> Flow[Any]:
+        """A fine-tuning jobs endpoint's JSON; a 404 on a job's path is an unknown job."""
+        path = "/fine_tuning/jobs" + (f"/{quote(job_id, safe='')}{tail}" if job_id else "")
+        try:
+            return (yield self.http.json(Request(method, path, **request)))
+        except NotFoundError as exc:
+            if job_id is not None:
+                exc.hint = "no such job; list them with: modelport jobs list --remote"
+            raise
+
+    def _start(self, spec: JobSpec) -> Flow[TrainingJob]:
         self._check_training_open(note=True)
-        response = self._request(
-            "POST", "/fine_tuning/jobs", body=self._job_body(spec), training=True
-        )
-        return job_from_json(self._json(response), self.name)
+        try:
+            data = yield from self._job_call("POST", json=self._job_body(spec))
+        except BackendError as exc:
+            raise training_refusal(exc) from exc.__cause__
+        return job_from_json(data, self.name)
 
-    def get_job(self, job_id: str) -> TrainingJob:
-        response = self._request("GET", self._job_path(job_id))
-        return job_from_json(self._json(response), self.name)
+    def _get_job(self, job_id: str) -> Flow[TrainingJob]:
+        return job_from_json((yield from self._job_call("GET", job_id)), self.name)
 
-    def list_jobs(self, *, limit: int = 20) -> list[TrainingJob]:
-        response = self._request("GET", "/fine_tuning/jobs", params={"limit": limit})
-        return jobs_from_json(self._json(response), self.name)
+    def _list_jobs(self, *, limit: int = 20) -> Flow[list[TrainingJob]]:
+        data = yield from self._job_call("GET", params={"limit": limit})
+        return jobs_from_json(data, self.name)
 
-    def cancel_job(self, job_id: str) -> TrainingJob:
-        response = self._request("POST", self._job_path(job_id, "/cancel"))
-        return job_from_json(self._json(response), self.name)
+    def _cancel_job(self, job_id: str) -> Flow[TrainingJob]:
+        return job_from_json((yield from self._job_call("POST", job_id, "/cancel")), self.name)
 
-    def job_events(self, job_id: str) -> list[JobEvent]:
-        response = self._request("GET", self._job_path(job_id, "/events"), params={"limit": 100})
-        return events_from_json(self._json(response), self.name)
+    def _job_events(self, job_id: str) -> Flow[list[JobEvent]]:
+        data = yield from self._job_call("GET", job_id, "/events", params={"limit": 100})
+        return events_from_json(data, self.name)
 
-    async def aupload(
-        self,
-        dataset: TrainingDataset,
-        *,
-        on_progress: Callable[[int, int], None] | None = None,
-    ) -> str:
-        self._check_training_open()
-        with self._mapped(training=True):
-            raw = await self.apool.first().files.with_raw_response.create(
-                file=self._upload_file(dataset, on_progress), purpose="fine-tune"
-            )
-        return self._file_id(self._json(raw.http_response))
-
-    async def adelete_file(self, file_id: str) -> None:
-        with self._mapped():
-            await self.apool.first().files.delete(file_id)
-
-    async def astart(self, spec: JobSpec) -> TrainingJob:
-        self._check_training_open(note=True)
-        response = await self._arequest(
-            "POST", "/fine_tuning/jobs", body=self._job_body(spec), training=True
-        )
-        return job_from_json(self._json(response), self.name)
-
-    async def aget_job(self, job_id: str) -> TrainingJob:
-        response = await self._arequest("GET", self._job_path(job_id))
-        return job_from_json(self._json(response), self.name)
-
-    async def alist_jobs(self, *, limit: int = 20) -> list[TrainingJob]:
-        response = await self._arequest("GET", "/fine_tuning/jobs", params={"limit": limit})
-        return jobs_from_json(self._json(response), self.name)
-
-    async def acancel_job(self, job_id: str) -> TrainingJob:
-        response = await self._arequest("POST", self._job_path(job_id, "/cancel"))
-        return job_from_json(self._json(response), self.name)
-
-    async def ajob_events(self, job_id: str) -> list[JobEvent]:
-        response = await self._arequest(
-            "GET", self._job_path(job_id, "/events"), params={"limit": 100}
-        )
-        return events_from_json(self._json(response), self.name)
+    upload, aupload = twin(_upload)
+    delete_file, adelete_file = twin(_delete_file)
+    start, astart = twin(_start)
+    get_job, aget_job = twin(_get_job)
+    list_jobs, alist_jobs = twin(_list_jobs)
+    cancel_job, acancel_job = twin(_cancel_job)
+    job_events, ajob_events = twin(_job_events)

@@ -10,7 +10,7 @@ import base64
 import json
 import math
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from fnmatch import fnmatchcase
 from typing import Any
@@ -38,7 +38,6 @@ __all__ = [
     "JOB_STATUS",
     "ModelRules",
     "StreamAssembler",
-    "asse_payloads",
     "chat_body",
     "drop_refused",
     "events_from_json",
@@ -48,7 +47,6 @@ __all__ = [
     "models_from_json",
     "reply_from_json",
     "shutdown_day",
-    "sse_payloads",
     "vision_body",
 ]
 
@@ -272,50 +270,6 @@ def parse_structured(text: str, finish: str | None, *, backend: str, request_id:
 
 
 # --- streams --------------------------------------------------------------------------------
-
-
-class _SSEEvents:
-    """Collects the ``data`` lines of server-sent events; an empty line ends an event."""
-
-    __slots__ = ("data",)
-
-    def __init__(self) -> None:
-        self.data: list[str] = []
-
-    def feed(self, line: str) -> str | None:
-        """The event's data (multi-line data joined with newlines) when ``line`` ends one."""
-        if not line:
-            if self.data:
-                event, self.data = "\n".join(self.data), []
-                return event
-        elif line.startswith("data:"):
-            value = line[5:]
-            self.data.append(value[1:] if value.startswith(" ") else value)
-        return None
-
-    def rest(self) -> str | None:
-        """Data left when the stream ended without a closing empty line."""
-        return "\n".join(self.data) if self.data else None
-
-
-def sse_payloads(lines: Iterable[str]) -> Iterator[str]:
-    """The ``data`` of each server-sent event in ``lines``."""
-    events = _SSEEvents()
-    for line in lines:
-        if (event := events.feed(line)) is not None:
-            yield event
-    if (event := events.rest()) is not None:
-        yield event
-
-
-async def asse_payloads(lines: AsyncIterator[str]) -> AsyncIterator[str]:
-    """The asyncio twin of :func:`sse_payloads`."""
-    events = _SSEEvents()
-    async for line in lines:
-        if (event := events.feed(line)) is not None:
-            yield event
-    if (event := events.rest()) is not None:
-        yield event
 
 
 class StreamAssembler:

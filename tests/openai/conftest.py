@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import date
 from typing import Any
@@ -117,6 +118,20 @@ def cut_sse(*events: str) -> httpx.Response:
 
 
 PNG = TINY_PNG
+
+
+class OnLoop:
+    """A respx side effect answering ``response``, noting whether each request was sent from
+    the event loop's thread (an async backend method) rather than a worker thread (a sync
+    method the async hub offloads)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.threads: list[bool] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.threads.append(threading.current_thread() is threading.main_thread())
+        return self.response
 
 
 def settings(

@@ -23,6 +23,7 @@ from modelport.errors import (
     RateLimitedError,
     TransientError,
 )
+from modelport.http import HTTPClient, retry_after
 from modelport.testing import RecordingSleep
 
 from .conftest import KEY, MakeAsyncHub, MakeHub, completion, error, ok
@@ -59,7 +60,6 @@ def test_each_status_maps_to_its_core_error_and_is_tried_as_often_as_the_policy_
     assert type(exc) is expected
     assert (exc.backend, exc.status, exc.request_id) == ("openai", status, f"req_{status}")
     assert f"HTTP {status}: it went wrong" in str(exc)
-    assert isinstance(exc.__cause__, openai.APIStatusError)
     assert route.call_count == attempts
     assert hub.dialogues().items == ()
 
@@ -155,7 +155,7 @@ def test_timeouts_and_connection_errors_are_transient_and_retried(
         make_hub().ask("hi")
     assert caught.value.retryable is True
     assert caught.value.status is None
-    assert isinstance(caught.value.__cause__, openai.APIConnectionError)
+    assert isinstance(caught.value.__cause__, httpx.TransportError)
     assert route.call_count == ATTEMPTS
 
 
@@ -190,8 +190,7 @@ def test_the_retry_attempts_setting_is_the_only_retry_loop(
     route = api.post("/chat/completions").mock(return_value=error(503))
     with pytest.raises(TransientError):
         make_hub(retry={"attempts": 5}).ask("hi")
-    assert route.call_count == 5  # the SDK's own retries are off: max_retries=0
-    assert [c.request.headers["x-stainless-retry-count"] for c in route.calls] == ["0"] * 5
+    assert route.call_count == 5  # no retry loop but the core's
 
 
 # --- the mapping table --------------------------------------------------------------------------
@@ -223,8 +222,8 @@ def test_the_mapping_names_only_classes_the_sdk_has() -> None:
 
 
 def test_an_exception_that_is_no_sdk_failure_is_not_mapped() -> None:
-    context = mapping.ErrorContext("openai", "https://api.test/v1", "OPENAI_API_KEY", 60)
-    assert mapping.map_error(KeyError("bug"), context) is None
+    http = HTTPClient("openai", "https://api.test/v1")
+    assert mapping.sdk_error(KeyError("bug"), http) is None
 
 
 @pytest.mark.parametrize(
@@ -239,10 +238,10 @@ def test_an_exception_that_is_no_sdk_failure_is_not_mapped() -> None:
     ],
 )
 def test_retry_after_parsing(headers: dict[str, str], expected: float | None) -> None:
-    assert mapping.retry_after(headers) == expected
+    assert retry_after(headers) == expected
 
 
 def test_retry_after_http_date_relative_to_now() -> None:
     stamp = "Wed, 21 Oct 2015 07:28:10 GMT"
     now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC).timestamp()
-    assert mapping.retry_after({"retry-after": stamp}, now=now) == 10.0
+    assert retry_after({"retry-after": stamp}, now=now) == 10.0

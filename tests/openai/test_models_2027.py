@@ -13,7 +13,7 @@ import respx
 from click.testing import CliRunner
 from structlog.testing import capture_logs
 
-import modelport.hub
+import modelport._operations
 from modelport import ChatOptions, Image, Message, ModelInfo, TrainingDataset, TrainingExample
 from modelport.cli import CliState, cli
 from modelport.errors import ConfigError, UnsupportedError
@@ -41,7 +41,7 @@ MODELS = {
 @pytest.fixture(autouse=True)
 def _fresh_shutdown_log(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts as a new process would: nothing warned about yet."""
-    monkeypatch.setattr(modelport.hub, "_SHUTDOWNS_LOGGED", set())
+    monkeypatch.setattr(modelport._operations, "_SHUTDOWNS_LOGGED", set())
 
 
 def _events(logs: Sequence[MutableMapping[str, Any]], event: str) -> list[MutableMapping[str, Any]]:
