@@ -277,7 +277,9 @@ class OpenAIBackend:
             defaults=self.config.settings.options,
             max_tokens_param=rules.tokens_param,
             stream=stream,
-            stream_usage=self.config.settings.stream_usage,
+            stream_usage=self.config.stream_usage,
+            json_mode=self.config.preset.json_mode,
+            renamed=self.config.preset.renamed,
         )
         return self._allowed(body, model, rules)
 
@@ -288,6 +290,8 @@ class OpenAIBackend:
             model=model,
             defaults=self.config.settings.options,
             max_tokens_param=rules.tokens_param,
+            json_mode=self.config.preset.json_mode,
+            renamed=self.config.preset.renamed,
         )
         return self._allowed(body, model, rules)
 

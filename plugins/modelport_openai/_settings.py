@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -50,7 +50,9 @@ class OpenAISettings:
     :ivar max_connections: connections the backend's HTTP client keeps at most.
     :ivar max_tokens_param: the request key for the reply's token limit:
         ``max_completion_tokens`` (OpenAI, Azure) or ``max_tokens`` (most other servers).
-    :ivar stream_usage: ask for token usage at the end of a stream (``stream_options``).
+    :ivar stream_usage: ask for token usage at the end of a stream (``stream_options``); unset,
+        the preset decides (every preset asks, but ``mistral``, whose API sends usage anyway
+        and takes no ``stream_options``).
     :ivar models_ttl_s: how long the model list is cached; 0 turns the cache off.
     :ivar headers: extra HTTP headers sent with every request (never a key: use the env).
     :ivar query: extra query parameters, e.g. ``{"api-version" = "2024-10-21"}`` for Azure.
@@ -79,7 +81,7 @@ class OpenAISettings:
     connect_timeout_s: float = 10.0
     max_connections: int = 100
     max_tokens_param: str | None = None
-    stream_usage: bool = True
+    stream_usage: bool | None = None
     models_ttl_s: float = 300.0
     headers: Mapping[str, str] = attrs.field(
         factory=dict, repr=lambda v: repr(redact_data(v, headers=True))
@@ -185,6 +187,13 @@ class Preset:
     reasoning_models: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     #: the first day the vendor takes no new fine-tuning jobs (only at its own ``base_url``)
     training_closes: date | None = None
+    #: whether streams ask for usage with ``stream_options``
+    stream_usage: bool = True
+    #: how JSON output is asked for: by schema, or by JSON mode plus the schema as an
+    #: instruction (servers that take no schema)
+    json_mode: Literal["json_schema", "json_object"] = "json_schema"
+    #: request keys the server names otherwise (ours: theirs)
+    renamed: Mapping[str, str] = attrs.field(factory=dict)
 
 
 PRESETS: Mapping[str, Preset] = {
@@ -218,6 +227,64 @@ PRESETS: Mapping[str, Preset] = {
             max_tokens_param="max_completion_tokens",
             base_url_hint="https://<resource>.openai.azure.com/openai/v1/",
             reasoning_models=OPENAI_REASONING_MODELS,
+        ),
+        Preset(
+            name="together",
+            description="Together AI's OpenAI-compatible API (open models)",
+            capabilities=_CHAT_VISION,
+            model="meta-llama/Llama-3.3-70B-Instruct-Turbo",
+            api_key_env="TOGETHER_API_KEY",
+            require_key=True,
+            base_url="https://api.together.xyz/v1",
+        ),
+        Preset(
+            name="groq",
+            description="Groq's OpenAI-compatible API (open models on LPUs)",
+            capabilities=_CHAT_VISION,
+            model="llama-3.3-70b-versatile",
+            api_key_env="GROQ_API_KEY",
+            require_key=True,
+            base_url="https://api.groq.com/openai/v1",
+            max_tokens_param="max_completion_tokens",
+        ),
+        Preset(
+            name="openrouter",
+            description="OpenRouter: many vendors' models behind one OpenAI-compatible API",
+            capabilities=_CHAT_VISION,
+            model="meta-llama/llama-3.3-70b-instruct",
+            api_key_env="OPENROUTER_API_KEY",
+            require_key=True,
+            base_url="https://openrouter.ai/api/v1",
+        ),
+        Preset(
+            name="deepseek",
+            description="DeepSeek's OpenAI-compatible API (chat only; JSON mode, no schemas)",
+            capabilities=frozenset({Capability.CHAT}),
+            model="deepseek-chat",
+            api_key_env="DEEPSEEK_API_KEY",
+            require_key=True,
+            base_url="https://api.deepseek.com/v1",
+            json_mode="json_object",
+        ),
+        Preset(
+            name="fireworks",
+            description="Fireworks AI's OpenAI-compatible API (open models)",
+            capabilities=_CHAT_VISION,
+            model="accounts/fireworks/models/llama-v3p3-70b-instruct",
+            api_key_env="FIREWORKS_API_KEY",
+            require_key=True,
+            base_url="https://api.fireworks.ai/inference/v1",
+        ),
+        Preset(
+            name="mistral",
+            description="Mistral AI's API (chat and vision; seed sent as random_seed)",
+            capabilities=_CHAT_VISION,
+            model="mistral-small-latest",
+            api_key_env="MISTRAL_API_KEY",
+            require_key=True,
+            base_url="https://api.mistral.ai/v1",
+            stream_usage=False,
+            renamed={"seed": "random_seed"},
         ),
         Preset(
             name="ollama",
@@ -281,6 +348,7 @@ class Resolved:
     training_prices: Mapping[str, float]
     reasoning_models: Mapping[str, tuple[str, ...]]
     training_closes: date | None
+    stream_usage: bool
 
     @property
     def can_train(self) -> bool:
@@ -352,6 +420,9 @@ def resolve(backend: str, settings: OpenAISettings, env: Mapping[str, str]) -> R
         image_urls=preset.image_urls if settings.image_urls is None else settings.image_urls,
         training_prices={**preset.training_prices, **settings.training_prices},
         reasoning_models={**preset.reasoning_models, **settings.reasoning_models},
+        stream_usage=preset.stream_usage
+        if settings.stream_usage is None
+        else settings.stream_usage,
         # another server behind the same preset has its own rules
         training_closes=(
             preset.training_closes

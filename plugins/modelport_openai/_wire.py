@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -36,6 +36,7 @@ from modelport.errors import BackendConnectionError, ImageError, ResponseError, 
 
 __all__ = [
     "JOB_STATUS",
+    "JsonMode",
     "ModelRules",
     "StreamAssembler",
     "chat_body",
@@ -62,6 +63,7 @@ JOB_STATUS: Mapping[str, JobStatus] = {
 }
 
 _SCHEMA_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+_NONE: Mapping[str, str] = {}
 
 
 # --- what a model accepts -------------------------------------------------------------------
@@ -145,6 +147,34 @@ def _response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": {"name": name, "schema": dict(schema)}}
 
 
+#: How a server is asked for JSON: by schema (``response_format`` of type ``json_schema``), or
+#: by JSON mode (``json_object``, for servers that take no schema: the schema then goes to the
+#: model as an instruction).
+JsonMode = Literal["json_schema", "json_object"]
+
+
+def _schema_instruction(schema: Mapping[str, Any]) -> dict[str, Any]:
+    text = "Answer with one JSON object, and nothing else, that matches this JSON schema: "
+    return {"role": "system", "content": text + json.dumps(schema, separators=(",", ":"))}
+
+
+def _quirks(
+    body: dict[str, Any],
+    schema: Mapping[str, Any] | None,
+    json_mode: JsonMode,
+    renamed: Mapping[str, str],
+) -> dict[str, Any]:
+    """``body`` as a server with these quirks takes it: JSON mode instead of a schema, and
+    request keys under the server's own names (``seed`` as Mistral's ``random_seed``)."""
+    if schema is not None and json_mode == "json_object":
+        body["response_format"] = {"type": "json_object"}
+        body["messages"].insert(0, _schema_instruction(schema))
+    for ours, theirs in renamed.items():
+        if ours in body:
+            body[theirs] = body.pop(ours)
+    return body
+
+
 def _apply_options(
     body: dict[str, Any], options: ChatOptions, max_tokens_param: str
 ) -> dict[str, Any]:
@@ -183,24 +213,36 @@ def chat_body(
     max_tokens_param: str,
     stream: bool = False,
     stream_usage: bool = True,
+    json_mode: JsonMode = "json_schema",
+    renamed: Mapping[str, str] = _NONE,
 ) -> dict[str, Any]:
     """The ``/chat/completions`` body for ``request``; ``defaults`` lie under its options."""
     body: dict[str, Any] = {
         "model": model,
         "messages": [message_json(m) for m in request.messages],
     }
-    _apply_options(body, defaults.merged(request.options), max_tokens_param)
+    options = defaults.merged(request.options)
+    _apply_options(body, options, max_tokens_param)
+    _quirks(body, options.json_schema, json_mode, renamed)
     return _stream_keys(body, stream, stream_usage)
 
 
 def vision_body(
-    request: VisionRequest, *, model: str, defaults: ChatOptions, max_tokens_param: str
+    request: VisionRequest,
+    *,
+    model: str,
+    defaults: ChatOptions,
+    max_tokens_param: str,
+    json_mode: JsonMode = "json_schema",
+    renamed: Mapping[str, str] = _NONE,
 ) -> dict[str, Any]:
     """One user message: the prompt, then every image at the request's detail level."""
     content: list[dict[str, Any]] = [{"type": "text", "text": request.prompt}]
     content += [_image_part(image, request.detail) for image in request.images]
     body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": content}]}
-    return _apply_options(body, defaults.merged(request.options), max_tokens_param)
+    options = defaults.merged(request.options)
+    _apply_options(body, options, max_tokens_param)
+    return _quirks(body, options.json_schema, json_mode, renamed)
 
 
 # --- replies --------------------------------------------------------------------------------

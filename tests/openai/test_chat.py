@@ -437,4 +437,7 @@ def test_the_plugin_is_found_through_its_entry_point() -> None:
     info = next(i for i in make_plugins().infos() if i.name == "openai")
     assert info.status == "loaded"
     assert info.distribution == "modelport"
-    assert set(info.backends) == {"openai", "azure", "ollama", "vllm", "llamacpp", "lmstudio"}
+    assert set(info.backends) == {
+        *("openai", "azure", "ollama", "vllm", "llamacpp", "lmstudio"),
+        *("together", "groq", "openrouter", "deepseek", "fireworks", "mistral"),
+    }
