@@ -72,8 +72,6 @@ P = ParamSpec("P")
 
 #: A flow that returns ``R``: it yields steps and gets their results back.
 Flow: TypeAlias = Generator["Step[Any]", Any, R]
-#: A flow that produces items of type ``T`` (and yields steps between them).
-ItemFlow: TypeAlias = Generator["Step[Any] | T", Any, None]
 
 SyncSleep = Callable[[float], None]
 AsyncSleep = Callable[[float], Awaitable[None]]
@@ -93,6 +91,11 @@ class Step(Generic[T]):
 
     async def arun(self, scope: AsyncScope) -> T:
         raise NotImplementedError
+
+
+#: A flow that produces items of type ``T`` (and yields steps between them). Defined here, after
+#: :class:`Step`: with ``"Step[Any] | T"`` as a string, ``ItemFlow[str]`` fails at run time.
+ItemFlow: TypeAlias = Generator[Step[Any] | T, Any, None]
 
 
 class Sleep(Step[None]):

@@ -40,12 +40,14 @@ Tests fake the server with ``respx`` at the transport, as for any ``httpx`` clie
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import json
 import math
+import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 import attrs
@@ -80,6 +82,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: What httpx raises when a request got no (whole) answer, or could not be sent at all.
+_TRANSPORT = (httpx.HTTPError, httpx.InvalidURL)
 
 #: How a streamed body is cut into events.
 Framing = Literal["sse", "ndjson"]
@@ -117,7 +122,8 @@ class Request:
     :ivar path: relative to the client's ``base_url`` (or a whole URL).
     :ivar json: the JSON body. ``files`` and ``data`` make a multipart body instead;
         ``content`` sends bytes as they are.
-    :ivar timeout_s: this request's read timeout, instead of the client's.
+    :ivar timeout_s: this request's timeout (read, write and pool) instead of the client's;
+        the connect timeout stays the client's.
     """
 
     method: str
@@ -130,7 +136,7 @@ class Request:
     content: bytes | None = None
     timeout_s: float | None = None
 
-    def _kwargs(self) -> dict[str, Any]:
+    def _kwargs(self, connect_timeout_s: float) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
         if self.json is not None:
             kwargs["json"] = self.json
@@ -144,8 +150,8 @@ class Request:
             kwargs["data"] = self.data
         if self.content is not None:
             kwargs["content"] = self.content
-        if self.timeout_s is not None:
-            kwargs["timeout"] = self.timeout_s
+        if self.timeout_s is not None:  # the connect timeout stays the client's
+            kwargs["timeout"] = httpx.Timeout(self.timeout_s, connect=connect_timeout_s)
         return kwargs
 
 
@@ -156,6 +162,8 @@ class Event:
     :ivar data: the event's data (SSE: its ``data:`` lines joined with newlines; NDJSON: the
         line).
     :ivar name: the SSE ``event:`` name, if the server sent one.
+    :ivar id: the SSE ``id:``, if the server sent one.
+    :ivar backend: the backend's name, for the errors a ``feed`` raises about the event.
     """
 
     data: str
@@ -170,7 +178,7 @@ class Event:
         """
         try:
             return json.loads(self.data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise ResponseError(
                 f"the stream sent an event that is not JSON: {redact(self.data[:80])!r}",
                 backend=self.backend,
@@ -181,7 +189,8 @@ class Event:
 class VendorError:
     """What a vendor's error body says (the result of a ``read_error`` hook).
 
-    :ivar message: the vendor's message (one line is made of it; secrets are masked).
+    :ivar message: the vendor's message (one line is made of it; secrets are masked); empty
+        for the body's own first line.
     :ivar code: the vendor's error code or type, if any.
     :ivar kind: the error class to raise instead of the status's (for example
         :class:`~modelport.errors.UnsupportedError`), if the body says better than the status.
@@ -288,6 +297,52 @@ class _SSE:
         return self._dispatch()
 
 
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+class _LineSplitter:
+    """A streamed text cut into lines at ``\\n``, ``\\r\\n`` and ``\\r`` only (the SSE rule; NDJSON
+    needs no more), a leading byte-order mark dropped.
+
+    Not httpx's ``iter_lines``: it splits like :meth:`str.splitlines`, at U+2028, U+0085, form
+    feeds and the like too, which JSON may carry raw inside a string (a model's text), so one
+    event would arrive in pieces that are not JSON.
+    """
+
+    __slots__ = ("pending", "skip_lf", "started")
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.skip_lf = False  # the last text ended with "\r": a "\n" next belongs to it
+        self.started = False
+
+    def feed(self, text: str) -> list[str]:
+        if not self.started and text:
+            self.started = True
+            text = text.removeprefix("\ufeff")
+        if self.skip_lf and text:
+            self.skip_lf = False
+            text = text.removeprefix("\n")
+        if not text:
+            return []
+        if "\n" not in text and "\r" not in text:
+            self.pending.append(text)
+            return []
+        if self.pending:
+            text = "".join(self.pending) + text
+            self.pending = []
+        lines = _NEWLINE.split(text)
+        rest = lines.pop()
+        if rest:
+            self.pending.append(rest)
+        self.skip_lf = text.endswith("\r")
+        return lines
+
+    def flush(self) -> list[str]:
+        rest, self.pending = "".join(self.pending), []
+        return [rest] if rest else []
+
+
 class _NDJSON:
     __slots__ = ("backend",)
 
@@ -387,6 +442,7 @@ class HTTPClient:
         self.backend = backend
         self.base_url = base_url
         self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
         self.key_env = key_env
         self.request_id_headers = tuple(request_id_headers)
         self.read_error = read_error
@@ -410,7 +466,7 @@ class HTTPClient:
         self.max_connections = max_connections
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
-        self._pool: _AsyncPool | None = None
+        self._pools: dict[asyncio.AbstractEventLoop, _AsyncPool] = {}
 
     def __repr__(self) -> str:  # never the headers: they hold the credential
         return f"HTTPClient({self.backend!r}, {redact(self.base_url)!r})"
@@ -438,11 +494,18 @@ class HTTPClient:
 
     @property
     def pool(self) -> _AsyncPool:
-        """The async clients of the running event loop (a client cannot cross loops)."""
+        """The async clients of the running event loop (a client cannot cross loops; loops
+        running at once in several threads each have their own)."""
         loop = asyncio.get_running_loop()
-        pool = self._pool
-        if pool is None or pool.loop is not loop:
-            pool = self._pool = _AsyncPool(loop, self._make_async, self.max_connections)
+        pool = self._pools.get(loop)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(loop)
+                if pool is None:
+                    pool = _AsyncPool(loop, self._make_async, self.max_connections)
+                    # a loop that has ended took its connections with it: drop its pool
+                    live = {old: kept for old, kept in self._pools.items() if not old.is_closed()}
+                    self._pools = {**live, loop: pool}
         return pool
 
     def close(self) -> None:
@@ -455,8 +518,15 @@ class HTTPClient:
     async def aclose(self) -> None:
         """Close the async clients of the running event loop (those of a loop that has ended
         are dropped: their connections died with it)."""
-        pool, self._pool = self._pool, None
-        if pool is not None and pool.loop is asyncio.get_running_loop():
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            pool = self._pools.get(loop)
+            self._pools = {
+                old: kept
+                for old, kept in self._pools.items()
+                if old is not loop and not old.is_closed()
+            }
+        if pool is not None:
             await pool.aclose()
 
     # --- steps ---------------------------------------------------------------------------
@@ -564,10 +634,10 @@ class HTTPClient:
         text = response.content.decode("utf-8", "replace")
         try:
             body: Any = json.loads(text) if text.strip() else None
-        except ValueError:
+        except (ValueError, RecursionError):
             body = text
         vendor = self.read_error(status, body)
-        message = vendor.message if vendor is not None else _first_line(text)
+        message = vendor.message if vendor is not None and vendor.message else _first_line(text)
         kind = vendor.kind if vendor is not None and vendor.kind is not None else None
         kind = kind or error_class(status)
         retryable = vendor.retryable if vendor is not None else None
@@ -585,9 +655,19 @@ class HTTPClient:
             hint=hint,
         )
 
-    def transport_error(self, exc: httpx.HTTPError, *, streaming: bool = False) -> BackendError:
+    def transport_error(
+        self, exc: httpx.HTTPError | httpx.InvalidURL, *, streaming: bool = False
+    ) -> BackendError:
         """The error for a request that got no (whole) answer."""
         redact_exception(exc)  # in place: it is chained behind ours
+        if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+            return BackendConnectionError(  # no retry will mend the address
+                f"the URL is unusable: {redact(str(exc))}",
+                backend=self.backend,
+                retryable=False,
+                hint=f"check [backends.{self.backend}] base_url, now {redact(self.base_url)!r}: "
+                "it needs http:// or https:// and a host",
+            )
         kind: type[BackendError]
         if isinstance(exc, httpx.TimeoutException):
             kind = BackendTimeoutError
@@ -607,7 +687,7 @@ class HTTPClient:
         """
         try:
             return json.loads(response.content)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ResponseError(
                 f"the server answered with something that is not JSON: "
                 f"{redact(response.text[:60])!r}",
@@ -618,8 +698,20 @@ class HTTPClient:
             ) from None
 
 
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+
+
 def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:200] if text.strip() else ""
+    """The line of an error body that says what went wrong: its first, or for an HTML page (a
+    proxy's or gateway's, not the API's) its title, else its first line of text."""
+    text = text.strip()
+    if text.startswith("<"):
+        head = text[:20_000]
+        found = _TITLE.search(head)
+        text = found.group(1) if found and found.group(1).strip() else _TAG.sub("\n", head)
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[0].strip()[:200] if lines else ""
 
 
 class _Send(Step[Any]):
@@ -638,8 +730,10 @@ class _Send(Step[Any]):
     def run(self, scope: Scope) -> Any:
         request = self.request
         try:
-            response = self.http.client.request(request.method, request.path, **request._kwargs())
-        except httpx.HTTPError as exc:
+            response = self.http.client.request(
+                request.method, request.path, **request._kwargs(self.http.connect_timeout_s)
+            )
+        except _TRANSPORT as exc:
             raise self.http.transport_error(exc) from exc
         return self._answer(response)
 
@@ -648,8 +742,10 @@ class _Send(Step[Any]):
         pool = self.http.pool
         index, client = pool.acquire()
         try:
-            response = await client.request(request.method, request.path, **request._kwargs())
-        except httpx.HTTPError as exc:
+            response = await client.request(
+                request.method, request.path, **request._kwargs(self.http.connect_timeout_s)
+            )
+        except _TRANSPORT as exc:
             raise self.http.transport_error(exc) from exc
         finally:
             pool.release(index)
@@ -659,25 +755,37 @@ class _Send(Step[Any]):
 class _Lines(Step["str | None"]):
     """The next line of an open streamed response (``None`` at its end), as a step."""
 
-    __slots__ = ("alines", "http", "lines")
+    __slots__ = ("chunks", "ended", "http", "pending", "splitter")
 
-    def __init__(self, http: HTTPClient) -> None:
+    def __init__(self, http: HTTPClient, chunks: Any) -> None:
         self.http = http
-        self.lines: Iterator[str] | None = None
-        self.alines: Any = None
+        self.chunks = chunks  # the response's iter_text() or aiter_text()
+        self.splitter = _LineSplitter()
+        self.pending: collections.deque[str] = collections.deque()
+        self.ended = False
+
+    def _take(self, text: str | None) -> None:
+        if text is None:
+            self.ended = True
+            self.pending.extend(self.splitter.flush())
+        else:
+            self.pending.extend(self.splitter.feed(text))
 
     def run(self, scope: Scope) -> str | None:
-        assert self.lines is not None
         try:
-            return next(self.lines, None)
-        except httpx.HTTPError as exc:
+            while not self.pending and not self.ended:
+                self._take(next(self.chunks, None))
+        except _TRANSPORT as exc:
             raise self.http.transport_error(exc, streaming=True) from exc
+        return self.pending.popleft() if self.pending else None
 
     async def arun(self, scope: AsyncScope) -> str | None:
         try:
-            return await anext(self.alines, None)
-        except httpx.HTTPError as exc:
+            while not self.pending and not self.ended:
+                self._take(await anext(self.chunks, None))
+        except _TRANSPORT as exc:
             raise self.http.transport_error(exc, streaming=True) from exc
+        return self.pending.popleft() if self.pending else None
 
 
 class _Open(Step[_Lines]):
@@ -693,17 +801,17 @@ class _Open(Step[_Lines]):
         http, request = self.http, self.request
         try:
             response = scope.stack.enter_context(
-                http.client.stream(request.method, request.path, **request._kwargs())
+                http.client.stream(
+                    request.method, request.path, **request._kwargs(http.connect_timeout_s)
+                )
             )
             if response.is_error:
                 response.read()
-        except httpx.HTTPError as exc:
+        except _TRANSPORT as exc:
             raise http.transport_error(exc) from exc
         if response.is_error:
             raise http.status_error(response)
-        lines = _Lines(http)
-        lines.lines = response.iter_lines()
-        return lines
+        return _Lines(http, response.iter_text())
 
     async def arun(self, scope: AsyncScope) -> _Lines:
         http, request = self.http, self.request
@@ -712,14 +820,14 @@ class _Open(Step[_Lines]):
         scope.stack.callback(pool.release, index)
         try:
             response = await scope.stack.enter_async_context(
-                client.stream(request.method, request.path, **request._kwargs())
+                client.stream(
+                    request.method, request.path, **request._kwargs(http.connect_timeout_s)
+                )
             )
             if response.is_error:
                 await response.aread()
-        except httpx.HTTPError as exc:
+        except _TRANSPORT as exc:
             raise http.transport_error(exc) from exc
         if response.is_error:
             raise http.status_error(response)
-        lines = _Lines(http)
-        lines.alines = response.aiter_lines()
-        return lines
+        return _Lines(http, response.aiter_text())
