@@ -177,7 +177,7 @@ def test_an_error_line_mid_stream_raises_and_stores_nothing(
 
 def test_a_stream_cut_before_done_is_a_connection_error(hub: Hub, api: respx.MockRouter) -> None:
     api.post("/api/chat").mock(return_value=ndjson("Hel", "lo", done=False))
-    with pytest.raises(BackendConnectionError, match="ended before the answer was done"):
+    with pytest.raises(BackendConnectionError, match="ended before the answer was complete"):
         list(hub.stream("Hi"))
 
 
@@ -187,7 +187,7 @@ def test_a_model_not_pulled_says_to_pull_it(hub: Hub, api: respx.MockRouter) -> 
     )
     with pytest.raises(NotFoundError) as caught:
         hub.ask("Hi", model="llama9")
-    assert "ollama pull" in str(caught.value)
+    assert "`ollama pull llama9`" in str(caught.value)  # the model the server named
     assert chat.call_count == 1  # a 404 is not retried
 
 

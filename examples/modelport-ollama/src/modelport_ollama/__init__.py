@@ -21,7 +21,7 @@ from .settings import OllamaSettings
 __all__ = ["OllamaSettings", "modelport_register_backends"]
 
 
-def _build(context: BackendContext) -> object:
+def _build(context: BackendContext[OllamaSettings]) -> object:
     from .backend import OllamaBackend  # httpx loads when the backend is first needed
 
     return OllamaBackend(context)
