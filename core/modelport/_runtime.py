@@ -1,7 +1,8 @@
 """What the sync and async hubs share: backend resolution and the guarded call.
 
-Every backend call goes through :meth:`Runtime.call` (or ``acall``): the rate limiter, the
-retry policy, structured logs bound to the call, and the observer hooks.
+Every backend call goes through :meth:`Runtime.guarded`, a flow (see :mod:`modelport.flows`)
+that both hubs drive: the rate limiter, the retry policy, structured logs bound to the call,
+and the observer hooks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
-import tenacity
 
 from ._circuit import CircuitBreaker
 from ._usage import RECORDED, UsageLedger
@@ -32,6 +32,7 @@ from .backends import (
 )
 from .config import Settings
 from .errors import BackendNotFoundError, ConfigError, PluginBlockedError, PluginError
+from .flows import Blocking, Flow, Sleep, Step, drive
 from .logs import get_logger
 from .plugins import Plugins
 from .registry import BackendSpec
@@ -302,7 +303,7 @@ class Runtime:
     def _failed(
         self, call: Call, exc: Exception, attempt: int, will_retry: bool | None = None
     ) -> None:
-        if self.plugins.has_observers("modelport_on_error"):
+        if self.plugins.observes_errors:
             if will_retry is None:
                 will_retry = self.policy.will_retry(exc, attempt, idempotent=call.idempotent)
             failure = CallFailure(
@@ -315,7 +316,7 @@ class Runtime:
                 model=call.model,
                 dialogue_id=call.dialogue_id,
             )
-            self.plugins.notify("modelport_on_error", failure=failure)
+            self.plugins.on_error(failure)
 
     def succeeded(
         self, call: Call, request: Any, result: Any, started: float, attempts: int
@@ -327,7 +328,7 @@ class Runtime:
         if call.capability in RECORDED and isinstance(usage, Usage):
             model = getattr(result, "model", None) or call.model
             self.usage.observe(self, call, result, usage, model)
-        if self.plugins.has_observers("modelport_on_exchange"):
+        if self.plugins.observes_exchanges:
             exchange = Exchange(
                 capability=call.capability,
                 backend=call.backend,
@@ -341,7 +342,7 @@ class Runtime:
                 dialogue_id=call.dialogue_id,
                 assistant=call.assistant,
             )
-            self.plugins.notify("modelport_on_exchange", exchange=exchange)
+            self.plugins.on_exchange(exchange)
 
     def _log_retry(
         self, call: Call, exc: BaseException | None, attempt: int, sleep_s: float
@@ -358,103 +359,42 @@ class Runtime:
             status=getattr(exc, "status", None),
         )
 
-    def _before_sleep(self, call: Call) -> Callable[[tenacity.RetryCallState], None]:
-        # tenacity takes over from the second attempt (see call), hence the + 1
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            self._log_retry(call, exc, state.attempt_number + 1, state.upcoming_sleep)
-
-        return before_sleep
-
-    def _first_wait(self, call: Call, exc: Exception) -> float | None:
-        """After a failed first attempt: the wait before the second, or None to give up."""
-        if not self.policy.will_retry(exc, 1, idempotent=call.idempotent):
-            return None
-        wait = self.policy.wait_s(exc, 1)
-        self._log_retry(call, exc, 1, wait)
-        return wait
+    def guarded(
+        self, call: Call, step: Step[T], *, request: Any = None, observe: bool = True
+    ) -> Flow[tuple[T, int]]:
+        """Do ``step`` under the limiter and the retry policy; return its result and the
+        number of attempts it took (the one guarded call, driven by both hubs)."""
+        limiter = self.limiter(call.backend)
+        attempt = 0
+        started = time.perf_counter()
+        while True:
+            attempt += 1
+            try:
+                if limiter is not None:
+                    yield from limiter.flow(call.tokens)
+                try:
+                    result: T = yield step
+                except Exception as exc:
+                    self._failed(call, exc, attempt)
+                    raise
+            except Exception as exc:
+                if not self.policy.will_retry(exc, attempt, idempotent=call.idempotent):
+                    raise
+                wait = self.policy.wait_s(exc, attempt)
+                self._log_retry(call, exc, attempt, wait)
+                yield Sleep(wait)
+                continue
+            if observe:
+                self.succeeded(call, request, result, started, attempt)
+            return result, attempt
 
     def call(
         self, call: Call, fn: Callable[[], T], *, request: Any = None, observe: bool = True
     ) -> tuple[T, int]:
-        """Run ``fn`` under the limiter and the retry policy; return its result and the
-        number of attempts it took."""
-        limiter = self.limiter(call.backend)
-        attempts = 0
-        started = time.perf_counter()
-
-        def attempt() -> T:
-            nonlocal attempts
-            attempts += 1
-            if limiter is not None:
-                limiter.acquire(call.tokens, sleep=self.sleep)
-            try:
-                return fn()
-            except Exception as exc:
-                self._failed(call, exc, attempts)
-                raise
-
-        # The first attempt runs directly (no retry machinery on the happy path); tenacity
-        # takes over only after a retryable failure, counting attempts from 2.
-        try:
-            result = attempt()
-        except Exception as exc:
-            wait = self._first_wait(call, exc)
-            if wait is None:
-                raise
-            self.sleep(wait)
-            retrying = self.policy.retrying(
-                sleep=self.sleep,
-                idempotent=call.idempotent,
-                before_sleep=self._before_sleep(call),
-                first_attempt=2,
-            )
-            result = retrying(attempt)
-        if observe:
-            self.succeeded(call, request, result, started, attempts)
-        return result, attempts
-
-    async def acall(
-        self,
-        call: Call,
-        fn: Callable[[], Awaitable[T]],
-        *,
-        request: Any = None,
-        observe: bool = True,
-    ) -> tuple[T, int]:
-        """The asyncio twin of :meth:`call`."""
-        limiter = self.limiter(call.backend)
-        attempts = 0
-        started = time.perf_counter()
-
-        async def attempt() -> T:
-            nonlocal attempts
-            attempts += 1
-            if limiter is not None:
-                await limiter.aacquire(call.tokens, sleep=self.asleep)
-            try:
-                return await fn()
-            except Exception as exc:
-                self._failed(call, exc, attempts)
-                raise
-
-        try:
-            result = await attempt()
-        except Exception as exc:
-            wait = self._first_wait(call, exc)
-            if wait is None:
-                raise
-            await self.asleep(wait)
-            retrying = self.policy.async_retrying(
-                sleep=self.asleep,
-                idempotent=call.idempotent,
-                before_sleep=self._before_sleep(call),
-                first_attempt=2,
-            )
-            result = await retrying(attempt)
-        if observe:
-            self.succeeded(call, request, result, started, attempts)
-        return result, attempts
+        """Run blocking ``fn`` under the limiter and the retry policy, in this thread (see
+        :meth:`guarded`); return its result and the number of attempts it took."""
+        guarded = self.guarded(call, Blocking(fn), request=request, observe=observe)
+        return drive(guarded, sleep=self.sleep)
 
     def failed_after_start(self, call: Call, exc: Exception, attempt: int) -> None:
         """Report a failure that cannot be retried (a stream broken after its first delta)."""

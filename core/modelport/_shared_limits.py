@@ -7,9 +7,10 @@ request and the estimated tokens if both buckets hold them, or takes nothing and
 until they will. Being a script, each check is atomic and costs one round trip (EVALSHA, with
 EVAL when the server has not seen the script yet, as after a restart).
 
-Python only drives it: :meth:`SharedRateLimiter._flow` is a generator that yields "run the
-script with these arguments" or "sleep this long", and the sync and async methods are short
-loops that do the I/O (``redis`` and ``redis.asyncio``). This module, and redis-py with it, is
+Python only drives it: :meth:`SharedRateLimiter.flow` is a flow (see :mod:`modelport.flows`)
+that yields "run the script with these arguments" (a step run with ``redis`` or
+``redis.asyncio``) or "sleep this long", driven by the guarded call of either hub, or by
+``acquire`` and ``aacquire``. This module, and redis-py with it, is
 imported only when a limit names a Redis URL.
 
 Unlike the in-process bucket, a check that is refused takes nothing: the caller sleeps the
@@ -23,14 +24,13 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-import attrs
-
 from ._redact import redact, redact_exception, register_secret
 from .errors import ConfigError, LimiterUnavailableError
+from .flows import Flow, Sleep, Step, adrive, drive
 from .logs import get_logger
 from .resilience import RateLimiter
 
@@ -78,19 +78,19 @@ return string.format('%.17g', wait)
 """
 
 
-@attrs.frozen
-class _Check:
-    """Run the script with these arguments; send back its answer (or throw its error)."""
+class _Check(Step[Any]):
+    """Run the script with these arguments: its answer is sent back, its error thrown in."""
 
-    args: tuple[float, ...]
+    __slots__ = ("args", "limiter")
 
+    def __init__(self, limiter: SharedRateLimiter, args: tuple[float, ...]) -> None:
+        self.limiter, self.args = limiter, args
 
-@attrs.frozen
-class _Sleep:
-    seconds: float
+    def run(self, scope: Any) -> Any:
+        return self.limiter._script()(keys=[self.limiter.key], args=self.args)
 
-
-_Step = _Check | _Sleep
+    async def arun(self, scope: Any) -> Any:
+        return await self.limiter._ascript()(keys=[self.limiter.key], args=self.args)
 
 
 class SharedRateLimiter:
@@ -191,7 +191,7 @@ class SharedRateLimiter:
 
     # --- the logic, free of I/O ------------------------------------------------------------
 
-    def _flow(self, tokens: int) -> Generator[_Step, Any, float]:
+    def flow(self, tokens: int = 0) -> Flow[float]:
         """One acquisition: checks against Redis until admitted, sleeping in between, or
         the local limiter during an outage. Returns the seconds slept."""
         waited = 0.0
@@ -199,11 +199,11 @@ class SharedRateLimiter:
             if self._skip_redis():
                 wait = self.local.reserve(tokens)
                 if wait > 0:
-                    yield _Sleep(wait)
+                    yield Sleep(wait)
                 return waited + max(wait, 0.0)
             correction = self._take_pending()
             try:
-                answer = yield _Check(self._args(tokens, correction))
+                answer = yield _Check(self, self._args(tokens, correction))
             except _errors() as exc:
                 self._add_pending(correction)
                 self._unavailable(exc)  # raises when refusing
@@ -212,7 +212,7 @@ class SharedRateLimiter:
             wait = float(answer.decode() if isinstance(answer, bytes) else answer)
             if wait <= 0:
                 return waited
-            yield _Sleep(wait)
+            yield Sleep(wait)
             waited += wait
 
     def _args(self, tokens: int, correction: float) -> tuple[float, ...]:
@@ -273,45 +273,13 @@ class SharedRateLimiter:
         :raises LimiterUnavailableError: when Redis cannot be used and ``on_down`` is
             ``"refuse"``.
         """
-        flow = self._flow(tokens)
-        try:
-            step = next(flow)
-            while True:
-                if isinstance(step, _Sleep):
-                    sleep(step.seconds)
-                    step = flow.send(None)
-                    continue
-                try:
-                    answer = self._script()(keys=[self.key], args=step.args)
-                except _errors() as exc:
-                    step = flow.throw(exc)
-                else:
-                    step = flow.send(answer)
-        except StopIteration as done:
-            waited: float = done.value
-            return waited
+        return drive(self.flow(tokens), sleep=sleep)
 
     async def aacquire(
         self, tokens: int = 0, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     ) -> float:
         """The asyncio twin of :meth:`acquire`."""
-        flow = self._flow(tokens)
-        try:
-            step = next(flow)
-            while True:
-                if isinstance(step, _Sleep):
-                    await sleep(step.seconds)
-                    step = flow.send(None)
-                    continue
-                try:
-                    answer = await self._ascript()(keys=[self.key], args=step.args)
-                except _errors() as exc:
-                    step = flow.throw(exc)
-                else:
-                    step = flow.send(answer)
-        except StopIteration as done:
-            waited: float = done.value
-            return waited
+        return await adrive(self.flow(tokens), sleep=sleep)
 
     def settle(self, estimated: int, actual: int) -> None:
         """Correct the token bucket once the real usage of a call is known: the correction

@@ -4,15 +4,15 @@ Works on any two :class:`~modelport.backends.Store` backends through the protoco
 is resumable: run it again after an interruption and it carries on, copying nothing twice and
 losing nothing.
 
-* A dialogue keeps its id when the target has the optional ``import_dialogue(dialogue)``
-  method (the ``sql`` store has it): the dialogue is created whole, with its id, creation time
-  and messages, in one write. Otherwise it is created anew (a new id) and its messages appended
-  turn by turn; a journal (JSON lines, one ``{"source": id, "target": id}`` per dialogue,
-  written before the first append) maps the ids, so a second run finds it again. A
-  ``{"source": id, "pending": time}`` line is written before the dialogue is created: when a
-  run stops between the creation and the journal's line, the next run takes up the empty
-  dialogue it left (same assistant and title, created since then, in no journal line) instead
-  of creating a second one.
+* A dialogue keeps its id when the target has the optional ``import_dialogue(dialogue)`` method
+  (:class:`~modelport.backends.ImportsDialogues`; the ``sql`` store has it): the dialogue is
+  created whole, with its id, creation time and messages, in one write. Otherwise it is created
+  anew (a new id) and its messages appended turn by turn; a journal (JSON lines, one
+  ``{"source": id, "target": id}`` per dialogue, written before the first append) maps the ids,
+  so a second run finds it again. A ``{"source": id, "pending": time}`` line is written before
+  the dialogue is created: when a run stops between the creation and the journal's line, the
+  next run takes up the empty dialogue it left (same assistant and title, created since then,
+  in no journal line) instead of creating a second one.
 * Either way, what the target already holds is compared with the source: a dialogue that
   holds the first ``k`` messages of its source gets the rest appended; one whose messages are
   not a prefix of the source's is a conflict, reported and left alone.
@@ -34,6 +34,7 @@ from typing import Any
 
 import attrs
 
+from .backends import ImportsDialogues, UsageStore
 from .errors import RecordNotFoundError, StorageError
 from .types import Dialogue, Message, split_turns
 
@@ -157,7 +158,7 @@ def _copy_dialogue(
     source: Any, target: Any, dialogue_id: str, journal: _Journal | None, report: CopyReport
 ) -> None:
     dialogue: Dialogue = source.load_dialogue(dialogue_id)
-    importing = callable(getattr(target, "import_dialogue", None))
+    importing = isinstance(target, ImportsDialogues)
     target_id = dialogue_id if importing else (journal.ids.get(dialogue_id) if journal else None)
     have: tuple[Message, ...] | None = None
     if target_id is not None:
@@ -210,7 +211,7 @@ def copy_store(
         second run carries on from there.
     """
     report = CopyReport()
-    needs_journal = not callable(getattr(target, "import_dialogue", None))
+    needs_journal = not isinstance(target, ImportsDialogues)
     if needs_journal and journal is None:
         raise ValueError("a target that chooses its own ids needs a journal")
     book = _Journal(journal) if needs_journal and journal is not None else None
@@ -230,9 +231,7 @@ def copy_store(
         else:
             target.save_job(record)
             report.jobs += 1
-    if callable(getattr(source, "list_usage", None)) and callable(
-        getattr(target, "record_usage", None)
-    ):
+    if isinstance(source, UsageStore) and isinstance(target, UsageStore):
         present = Counter(target.list_usage())
         for record in source.list_usage():
             usage = record

@@ -8,9 +8,10 @@ it). Only a store that implements :class:`~modelport.backends.UsageStore` keeps 
 recording never fails a call.
 
 Prices come from ``[prices.<backend>."<model>"]`` in the config, then from the backend's own
-optional ``chat_price(model) -> (input, output) | None`` (US dollars per million tokens). Both
-are looked up under each of :func:`model_names`: the model, then the alias of a dated snapshot
-(so a backend's ``chat_price`` is a plain table lookup, called once per name).
+optional ``chat_price(model) -> (input, output) | None`` (US dollars per million tokens; the
+:class:`~modelport.backends.HasChatPrice` protocol). Both are looked up under each of
+:func:`model_names`: the model, then the alias of a dated snapshot (so a backend's
+``chat_price`` is a plain table lookup, called once per name).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .backends import UsageStore
+from .backends import HasChatPrice, UsageStore
 from .errors import BudgetExceededError, ConfigError, ModelportError
 from .logs import get_logger, redact_exception
 from .types import Capability, Usage, UsageRecord
@@ -149,12 +150,11 @@ class UsageLedger:
         for name in (*model_names(model), "*"):
             if (entry := table.get(name)) is not None:
                 return (entry.input_per_million, entry.output_per_million)
-        chat_price = getattr(backend, "chat_price", None)
-        if not callable(chat_price):
+        if not isinstance(backend, HasChatPrice):
             return None
         for name in model_names(model):  # the snapshot's own price, then its alias's
             try:
-                shipped = chat_price(name)
+                shipped = backend.chat_price(name)
             except Exception as exc:  # a plugin's bug must not cost the caller the reply
                 get_logger().warning(
                     "chat_price_failed", backend=backend_name, model=name, error=repr(exc)

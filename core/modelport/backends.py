@@ -7,14 +7,20 @@ method in a worker thread. Storage and sentiment are sync only (the async hub of
 
 Backends raise :class:`modelport.errors.BackendError` subclasses (mapped from their vendor's
 errors, chained with ``from``) and never retry by themselves: the core's policy does.
+
+Beyond the required protocols, a backend may implement optional ones, each a single attribute
+or method that tells the core more about it (:class:`HasMediaTypes`, :class:`HasChatPrice`,
+:class:`DeletesFiles`, :class:`Closable`, ...). They are runtime-checkable: the core asks
+``isinstance(backend, HasMinExamples)`` and uses the documented default when the answer is no.
+A backend does not inherit from them; having the attribute with the right type is enough.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -40,10 +46,25 @@ from .types import (
 
 __all__ = [
     "AsyncChatBackend",
+    "AsyncClosable",
+    "AsyncDeletesFiles",
+    "AsyncReportsUploadProgress",
     "AsyncTrainer",
     "AsyncVisionBackend",
     "BackendContext",
     "ChatBackend",
+    "Closable",
+    "DeletesFiles",
+    "HasAcceptsURLs",
+    "HasChatPrice",
+    "HasConfiguredModels",
+    "HasExampleTokenLimit",
+    "HasMediaTypes",
+    "HasMinExamples",
+    "HasTrainingPrice",
+    "HasTrainingWarnings",
+    "ImportsDialogues",
+    "ReportsUploadProgress",
     "SentimentAnalyzer",
     "Store",
     "Trainer",
@@ -51,18 +72,26 @@ __all__ = [
     "VisionBackend",
 ]
 
+S = TypeVar("S")
+
 
 @attrs.frozen(repr=False)
-class BackendContext:
-    """What a backend factory receives.
+class BackendContext(Generic[S]):
+    """What a backend factory receives, typed by the backend's settings class.
+
+    A factory registered with ``settings=MySettings`` is called with a
+    ``BackendContext[MySettings]``: annotate it so, and ``context.settings`` is a
+    ``MySettings`` with no ``isinstance`` check. A backend registered without a settings class
+    gets a ``BackendContext[None]``.
 
     :ivar name: the backend's name (``[backends.<name>]``).
-    :ivar settings: that section structured into the backend's settings class (or the raw
-        mapping when the backend declared none).
+    :ivar settings: that section structured into the backend's settings class (``None`` when
+        the backend declared none).
+    :ivar env: the environment secrets are read from.
     """
 
     name: str
-    settings: Any
+    settings: S
     env: Mapping[str, str] = attrs.field(factory=lambda: os.environ, eq=False)
 
     def secret(self, variable: str) -> Secret:
@@ -182,14 +211,10 @@ class Trainer(Protocol):
 
     ``upload`` and ``start`` are not idempotent: the core never retries them blindly.
 
-    Two optional extras, used when present (the async twins are ``aupload`` and
-    ``adelete_file``):
-
-    * ``upload(dataset, *, on_progress=None)``: a trainer whose ``upload`` takes an
-      ``on_progress`` keyword is passed a callable to call as ``on_progress(sent, total)``
-      (bytes) while the data goes out; the hub turns that into upload progress for its caller.
-    * ``delete_file(file_id) -> None``: the hub deletes an uploaded file when the job it was
-      uploaded for could not be started, so it is not left orphaned on the backend.
+    Optional extras, used when present: :class:`ReportsUploadProgress` (``upload`` takes
+    ``on_progress``), :class:`DeletesFiles` (``delete_file``, and its async twin
+    :class:`AsyncDeletesFiles`), :class:`HasMinExamples`, :class:`HasExampleTokenLimit`,
+    :class:`HasTrainingPrice` and :class:`HasTrainingWarnings`.
     """
 
     def upload(self, dataset: TrainingDataset) -> str:
@@ -246,3 +271,203 @@ class UsageStore(Protocol):
     ) -> Sequence[UsageRecord]:
         """Usage records with ``since <= at < until``, oldest first."""
         ...
+
+
+# --- optional protocols ----------------------------------------------------------------------
+#
+# Each is one attribute or method a backend may have. The core checks ``isinstance`` (a runtime
+# protocol checks only that the name is there) and uses the default stated when it is absent.
+# The attributes are declared as read-only properties, so a plain class attribute, an instance
+# attribute and a ``@property`` all satisfy them.
+
+
+@runtime_checkable
+class HasMediaTypes(Protocol):
+    """Chat, vision: the image types the backend accepts.
+
+    The core re-encodes an image of any other type (to PNG or JPEG) before the call. Absent:
+    :data:`modelport.images.DEFAULT_MEDIA_TYPES` (PNG, JPEG, WebP, GIF).
+    """
+
+    @property
+    def media_types(self) -> frozenset[str]:
+        """MIME types such as ``"image/png"``; never empty."""
+        ...
+
+
+@runtime_checkable
+class HasAcceptsURLs(Protocol):
+    """Chat, vision: whether the backend fetches image URLs itself.
+
+    When false, the core downloads an image given by URL (within ``[images] fetch_max_bytes``)
+    and passes the bytes. Absent: ``True``.
+    """
+
+    @property
+    def accepts_urls(self) -> bool: ...
+
+
+@runtime_checkable
+class HasMinExamples(Protocol):
+    """Training: the fewest examples the backend trains on.
+
+    The dataset check refuses fewer (``[training] min_examples`` overrides it). Absent:
+    :data:`modelport.training.MIN_EXAMPLES` (10).
+    """
+
+    @property
+    def min_examples(self) -> int: ...
+
+
+@runtime_checkable
+class HasExampleTokenLimit(Protocol):
+    """Training: the most tokens one example may have.
+
+    The dataset check warns about longer examples (the backend would truncate them). Absent:
+    no limit is checked.
+    """
+
+    @property
+    def example_token_limit(self) -> int: ...
+
+
+@runtime_checkable
+class HasTrainingPrice(Protocol):
+    """Training: what training costs, for the dataset check's cost estimate.
+
+    Absent (or ``None`` for a model): the estimate gives tokens only, no price.
+    """
+
+    def training_price(self, base_model: str) -> float | None:
+        """US dollars per million training tokens on ``base_model``, or ``None`` if unknown."""
+        ...
+
+
+@runtime_checkable
+class HasChatPrice(Protocol):
+    """Chat, vision: what calls cost, for usage records and budgets.
+
+    Asked only when the config's ``[prices.<backend>]`` has no entry; asked for the exact
+    model name first (a dated snapshot), then its alias, and the answer is cached. A plain
+    table lookup: an exception is logged and counts as ``None``. Absent (or ``None``): the
+    call's cost is unknown.
+    """
+
+    def chat_price(self, model: str) -> tuple[float, float] | None:
+        """``(input, output)`` US dollars per million tokens of ``model``, or ``None``."""
+        ...
+
+
+@runtime_checkable
+class HasConfiguredModels(Protocol):
+    """Chat: the models the backend's own configuration names.
+
+    The hub checks them against the model list for shutdown dates (``modelport doctor``, a
+    hub's warnings) and names the setting to change. Absent: only the assistants' models are
+    checked.
+    """
+
+    @property
+    def configured_models(self) -> Mapping[str, str]:
+        """``{model: setting}``, the setting as a dotted key (``"backends.x.model"``)."""
+        ...
+
+
+@runtime_checkable
+class HasTrainingWarnings(Protocol):
+    """Training: what the dataset check should say beyond the data.
+
+    Each line is added to the check's warnings (for example that the vendor stops taking
+    training jobs on some date). Absent: no extra warnings.
+    """
+
+    def training_warnings(self, base_model: str | None = None) -> list[str]: ...
+
+
+@runtime_checkable
+class DeletesFiles(Protocol):
+    """Training: deleting an uploaded file.
+
+    When a job could not be started (and surely was not), the hub deletes the files it
+    uploaded for it, so they are not left orphaned on the backend. Absent: they are kept, and
+    the error's hint names their ids.
+    """
+
+    def delete_file(self, file_id: str) -> None: ...
+
+
+@runtime_checkable
+class AsyncDeletesFiles(Protocol):
+    """The optional asyncio twin of :class:`DeletesFiles` (absent: the async hub runs
+    ``delete_file`` in a worker thread)."""
+
+    async def adelete_file(self, file_id: str) -> None: ...
+
+
+@runtime_checkable
+class ReportsUploadProgress(Protocol):
+    """Training: an ``upload`` that reports its progress.
+
+    The hub passes ``on_progress``, a callable to call as ``on_progress(sent, total)`` (bytes)
+    while the data goes out, and turns that into upload progress for its caller. Every
+    :class:`Trainer` has an ``upload``, so ``isinstance`` cannot tell this one apart: the core
+    checks the signature for the ``on_progress`` keyword instead. Absent: no progress is
+    reported until the upload is done.
+    """
+
+    def upload(
+        self,
+        dataset: TrainingDataset,
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> str: ...
+
+
+@runtime_checkable
+class AsyncReportsUploadProgress(Protocol):
+    """The asyncio twin of :class:`ReportsUploadProgress` (``aupload``; checked the same
+    way, by its signature)."""
+
+    async def aupload(
+        self,
+        dataset: TrainingDataset,
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> str: ...
+
+
+@runtime_checkable
+class ImportsDialogues(Protocol):
+    """Storage: creating a dialogue whole, keeping its id.
+
+    ``modelport store copy`` then copies each dialogue in one call and under its own id.
+    Absent: the copy creates each dialogue (the target chooses its id), appends its turns, and
+    keeps the mapping of ids in a journal so a second run carries on.
+    """
+
+    def import_dialogue(self, dialogue: Dialogue) -> None:
+        """Create ``dialogue`` with its id and messages, atomically."""
+        ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """Any backend: releasing what it holds (connections, files).
+
+    :meth:`modelport.Hub.close` (and leaving its ``with``) calls it on every backend the hub
+    built. Absent: nothing is called.
+    """
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AsyncClosable(Protocol):
+    """Any backend: the asyncio twin of :class:`Closable`.
+
+    :meth:`modelport.AsyncHub.aclose` awaits it on every backend the hub built, then calls
+    ``close()`` as well when the backend is also :class:`Closable` (so each should release
+    only what it holds). Absent: only ``close()``, when there is one, is called.
+    """
+
+    async def aclose(self) -> None: ...

@@ -49,12 +49,14 @@ def modelport_register_backends(registry: BackendRegistry) -> None:
     """Offer named backends for one or more capabilities.
 
     Call ``registry.add(name, factory, capabilities=..., settings=...)`` once per backend. The
-    factory is called lazily, once per hub, with a :class:`modelport.BackendContext` that holds
-    the backend's settings (its ``[backends.<name>]`` section structured into ``settings``) and
-    a way to read secrets from the environment. Do no I/O and import no vendor SDK here.
+    factory is called lazily, once per hub, with a :class:`modelport.BackendContext` typed by
+    the settings class (``BackendContext[MySettings]``: its ``[backends.<name>]`` section
+    structured into ``settings``) and a way to read secrets from the environment. Do no I/O
+    and import no vendor SDK here.
 
-    :param registry: collects backends under unique names; a name offered twice is an error
-        that names both plugins.
+    :param registry: this plugin's own registrar (a :class:`~modelport.BackendRegistry` that
+        records the plugin in each backend it adds); it collects backends under unique names,
+        and a name offered twice is an error that names both plugins.
     :returns: nothing.
 
     .. versionadded:: 0.1

@@ -196,6 +196,8 @@ class VendorError:
         :class:`~modelport.errors.UnsupportedError`), if the body says better than the status.
     :ivar retryable: overrides the class's default, if not ``None``.
     :ivar hint: what to do, instead of the class's default hint.
+    :ivar retry_after: seconds the body asks to wait (Google's ``RetryInfo``), used when no
+        ``retry-after`` header says it.
     """
 
     message: str
@@ -203,6 +205,7 @@ class VendorError:
     kind: type[BackendError] | None = None
     retryable: bool | None = None
     hint: str | None = None
+    retry_after: float | None = None
 
 
 def read_error(status: int, body: Any) -> VendorError | None:
@@ -628,30 +631,62 @@ class HTTPClient:
 
     def status_error(self, response: httpx.Response) -> BackendError:
         """The error for an HTTP error ``response`` (its body read): the status's class, the
-        vendor's message through ``read_error``, ``retry-after``, ``x-should-retry``, the
-        request id, and what to do."""
-        status = response.status_code
+        vendor's message through ``read_error``, ``retry-after`` (else the body's own wait),
+        ``x-should-retry``, the request id, and what to do."""
         text = response.content.decode("utf-8", "replace")
         try:
             body: Any = json.loads(text) if text.strip() else None
         except (ValueError, RecursionError):
             body = text
+        return self._error(
+            response.status_code,
+            body,
+            text,
+            headers=response.headers,
+            request_id=self._request_id(response.headers),
+        )
+
+    def event_error(
+        self, body: Any, *, status: int | None = None, request_id: str | None = None
+    ) -> BackendError:
+        """The error for an error a server sent *inside* a stream (an ``{"error": ...}``
+        event): ``body`` read by ``read_error`` and mapped like a response of ``status``
+        (when the event carries one; otherwise a retryable
+        :class:`~modelport.errors.TransientError`, unless the hook says better)."""
+        text = body if isinstance(body, str) else json.dumps(body, default=str)[:200]
+        error = self._error(status or 500, body, text, request_id=request_id, mid_stream=True)
+        return error
+
+    def _error(
+        self,
+        status: int,
+        body: Any,
+        text: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        mid_stream: bool = False,
+    ) -> BackendError:
         vendor = self.read_error(status, body)
         message = vendor.message if vendor is not None and vendor.message else _first_line(text)
         kind = vendor.kind if vendor is not None and vendor.kind is not None else None
         kind = kind or error_class(status)
         retryable = vendor.retryable if vendor is not None else None
-        should_retry = response.headers.get("x-should-retry")
+        should_retry = headers.get("x-should-retry") if headers is not None else None
         if retryable is None and should_retry in ("true", "false"):
             retryable = should_retry == "true"
+        wait = retry_after(headers) if headers is not None else None
+        if wait is None and vendor is not None:
+            wait = vendor.retry_after
         hint = vendor.hint if vendor is not None and vendor.hint else self._hint(kind)
+        prefix = "the server failed mid-stream" if mid_stream else f"HTTP {status}"
         return kind(
-            f"HTTP {status}: {redact(' '.join(message.split()))}" if message else f"HTTP {status}",
+            f"{prefix}: {redact(' '.join(message.split()))}" if message else prefix,
             backend=self.backend,
-            status=status,
-            request_id=self._request_id(response.headers),
+            status=None if mid_stream else status,
+            request_id=request_id,
             retryable=retryable,
-            retry_after=retry_after(response.headers),
+            retry_after=wait,
             hint=hint,
         )
 

@@ -5,6 +5,10 @@ is no global manager): it blocks names, registers the plugins handed to it, impo
 named in ``load``, then loads the ``modelport`` entry-point group, validating each plugin as it
 goes (``check_pending``). A plugin that fails to import, validate or register its backends is
 recorded by name with the cause, and the others carry on.
+
+Each hook implementation is called on its own (so one plugin's exception stops no other, and
+each plugin's ``modelport_register_backends`` gets its own registrar); a wrapper implementation
+could never run that way, so a plugin that declares one is refused when it loads.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 import pluggy
@@ -21,6 +25,10 @@ from . import hookspecs
 from .errors import PluginError
 from .logs import get_logger
 from .registry import BackendRegistry
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .types import CallFailure, Exchange
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "Plugins", "make_plugins"]
 
@@ -56,9 +64,10 @@ class Plugins:
             self._registry = self._collect()
         return self._registry
 
-    def _impls(self, hook_name: str) -> list[Any]:
+    def _impls(self, hook_name: str) -> list[pluggy.HookImpl]:
         # pluggy calls implementations last-registered first; keep that order.
-        return list(reversed(getattr(self.manager.hook, hook_name).get_hookimpls()))
+        hook: pluggy.HookCaller = getattr(self.manager.hook, hook_name)
+        return list(reversed(hook.get_hookimpls()))
 
     def _fail(self, name: str, message: str, cause: BaseException | None) -> None:
         error = PluginError(message, plugin=name)
@@ -70,17 +79,15 @@ class Plugins:
         registry = BackendRegistry()
         for impl in self._impls("modelport_register_backends"):
             name = impl.plugin_name
-            registry.current_plugin = name
-            try:
-                _call_impl(impl, registry=registry)
+            try:  # each plugin through its own registrar, so its errors name it
+                _call_impl(impl, registry=registry.for_plugin(name))
             except Exception as exc:
                 registry.discard_plugin(name)
                 cause = exc.__cause__ if isinstance(exc, PluginError) else exc
                 self._fail(name, f"registering backends failed: {_describe(exc)}", cause)
-        registry.current_plugin = "?"
         return registry
 
-    def configure(self, settings: Any) -> None:
+    def configure(self, settings: Settings) -> None:
         """Call every plugin's ``modelport_configure``; a failure is recorded, not raised."""
         for impl in self._impls("modelport_configure"):
             try:
@@ -88,8 +95,29 @@ class Plugins:
             except Exception as exc:
                 self._fail(impl.plugin_name, f"configure failed: {_describe(exc)}", exc)
 
-    def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call an observer hook; an observer's exception is logged, never propagated."""
+    @property
+    def observes_exchanges(self) -> bool:
+        """Whether some plugin implements ``modelport_on_exchange`` (cheap: the core builds an
+        :class:`~modelport.Exchange` only then)."""
+        return bool(self.manager.hook.modelport_on_exchange.get_hookimpls())
+
+    @property
+    def observes_errors(self) -> bool:
+        """Whether some plugin implements ``modelport_on_error`` (cheap: the core builds a
+        :class:`~modelport.CallFailure` only then)."""
+        return bool(self.manager.hook.modelport_on_error.get_hookimpls())
+
+    def on_exchange(self, exchange: Exchange) -> None:
+        """Tell every ``modelport_on_exchange`` observer of a successful call; an observer's
+        exception is logged, never propagated."""
+        self._observe("modelport_on_exchange", exchange=exchange)
+
+    def on_error(self, failure: CallFailure) -> None:
+        """Tell every ``modelport_on_error`` observer of a failed attempt; an observer's
+        exception is logged, never propagated."""
+        self._observe("modelport_on_error", failure=failure)
+
+    def _observe(self, hook_name: str, **kwargs: object) -> None:
         for impl in self._impls(hook_name):
             try:
                 _call_impl(impl, **kwargs)
@@ -97,9 +125,6 @@ class Plugins:
                 get_logger().warning(
                     "observer_failed", plugin=impl.plugin_name, hook=hook_name, error=repr(exc)
                 )
-
-    def has_observers(self, hook_name: str) -> bool:
-        return bool(getattr(self.manager.hook, hook_name).get_hookimpls())
 
     def infos(self) -> list[PluginInfo]:
         """Every plugin: loaded, blocked or failed, with its distribution and backends."""
@@ -130,8 +155,11 @@ class Plugins:
         return rows
 
 
-def _call_impl(impl: Any, **kwargs: Any) -> Any:
-    function: Callable[..., Any] = impl.function
+def _call_impl(impl: pluggy.HookImpl, **kwargs: object) -> object:
+    """Call one implementation with the arguments it asks for (a subset of the spec's, by
+    name), as pluggy would. Not through a subset hook caller: pluggy keeps the plugins to
+    leave out in a set, and a plugin object need not be hashable (an attrs class with ``eq``)."""
+    function: Callable[..., object] = impl.function
     return function(*[kwargs[arg] for arg in impl.argnames])
 
 

@@ -1,15 +1,25 @@
-"""The backend registry plugins fill through ``modelport_register_backends``."""
+"""The backend registry plugins fill through ``modelport_register_backends``.
+
+The core hands each plugin's hook its own registrar, :meth:`BackendRegistry.for_plugin`: a
+view of the one registry that records that plugin in every backend it adds. So an error names
+the plugin that made it without any shared "current plugin" state.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 
 from .errors import BackendNotFoundError, PluginError
 from .types import Capability
+
+if TYPE_CHECKING:
+    from .backends import BackendContext
+
+S = TypeVar("S")
 
 __all__ = ["BackendRegistry", "BackendSpec"]
 
@@ -40,11 +50,46 @@ class BackendSpec:
 
 @attrs.define
 class BackendRegistry:
-    """Collects the backends plugins offer. Plugins call :meth:`add`; the core reads."""
+    """Collects the backends plugins offer. Plugins call :meth:`add`; the core reads.
+
+    A plugin's ``modelport_register_backends(registry)`` receives the registrar of that plugin
+    (:meth:`for_plugin`), so every backend it adds records it as ``plugin``.
+
+    :ivar plugin: the plugin this registrar adds backends for (``"?"`` for the registry
+        itself, used directly).
+    """
 
     _specs: dict[str, BackendSpec] = attrs.field(factory=dict)
-    #: Set by the core to the plugin whose hook is running, so each spec knows its plugin.
-    current_plugin: str = "?"
+    plugin: str = attrs.field(default="?", kw_only=True, on_setattr=attrs.setters.frozen)
+
+    def for_plugin(self, plugin: str) -> BackendRegistry:
+        """The registrar of ``plugin``: a view of this registry (the same backends) whose
+        :meth:`add` records ``plugin`` in each spec and names it in each error."""
+        return BackendRegistry(self._specs, plugin=plugin)
+
+    @overload
+    def add(
+        self,
+        name: str,
+        factory: Callable[[BackendContext[S]], object],
+        *,
+        capabilities: Iterable[Capability | str],
+        settings: type[S],
+        default_for: Iterable[Capability | str] = (),
+        description: str = "",
+    ) -> BackendSpec: ...
+
+    @overload
+    def add(
+        self,
+        name: str,
+        factory: Callable[[BackendContext[None]], object],
+        *,
+        capabilities: Iterable[Capability | str],
+        settings: None = None,
+        default_for: Iterable[Capability | str] = (),
+        description: str = "",
+    ) -> BackendSpec: ...
 
     def add(
         self,
@@ -59,33 +104,36 @@ class BackendRegistry:
         """Offer a backend.
 
         :param name: lower-case letters, digits, ``-`` and ``_``; unique across plugins.
-        :param factory: ``factory(context) -> backend``; called lazily, once per hub.
+        :param factory: ``factory(context) -> backend``; called lazily, once per hub, with a
+            :class:`~modelport.BackendContext` whose ``settings`` is an instance of
+            ``settings`` (``BackendContext[MySettings]``), or ``None`` without one.
         :param capabilities: the capabilities the backend object implements.
         :param settings: a frozen attrs class its config section is structured into.
         :param default_for: capabilities it serves when config names no backend.
         :raises modelport.errors.PluginError: for a bad or duplicate name, or an unknown
-            capability.
+            capability, naming this registrar's plugin.
         """
+        plugin = self.plugin
         if not _NAME.match(name):
             raise PluginError(
                 f"backend name {name!r} must be lower-case letters, digits, '-' or '_'",
-                plugin=self.current_plugin,
+                plugin=plugin,
             )
         if name in self._specs:
             raise PluginError(
                 f"backend {name!r} is already offered by plugin {self._specs[name].plugin!r}",
-                plugin=self.current_plugin,
+                plugin=plugin,
                 hint="block one of the two plugins (MODELPORT_DISABLE_PLUGINS) or rename",
             )
         try:
             caps = frozenset(Capability(c) for c in capabilities)
             defaults = frozenset(Capability(c) for c in default_for)
         except ValueError as exc:
-            raise PluginError(str(exc), plugin=self.current_plugin) from None
+            raise PluginError(str(exc), plugin=plugin) from None
         if not caps or not defaults <= caps:
             raise PluginError(
                 f"backend {name!r}: capabilities must be non-empty and include default_for",
-                plugin=self.current_plugin,
+                plugin=plugin,
             )
         spec = BackendSpec(
             name=name,
@@ -93,7 +141,7 @@ class BackendRegistry:
             capabilities=caps,
             settings=settings,
             default_for=defaults,
-            plugin=self.current_plugin,
+            plugin=plugin,
             description=description,
         )
         self._specs[name] = spec
@@ -104,7 +152,7 @@ class BackendRegistry:
         for name in [n for n, s in self._specs.items() if s.plugin == plugin]:
             del self._specs[name]
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[BackendSpec]:
         return iter(self._specs.values())
 
     def __len__(self) -> int:

@@ -21,6 +21,7 @@ import attrs
 import tenacity
 
 from .errors import BackendError, RateLimitedError
+from .flows import Flow, Sleep, adrive, drive
 
 if TYPE_CHECKING:
     from .config import LimitSettings, RetrySettings
@@ -191,7 +192,13 @@ class TokenBucket:
 
 
 class Limiter(Protocol):
-    """What the core asks of a rate limiter: :class:`RateLimiter`, or the shared one."""
+    """What the core asks of a rate limiter: :class:`RateLimiter`, or the shared one.
+
+    :meth:`flow` is the acquisition itself, as a flow (see :mod:`modelport.flows`) that the
+    guarded call runs; ``acquire`` and ``aacquire`` drive it for direct callers.
+    """
+
+    def flow(self, tokens: int = 0) -> Flow[float]: ...
 
     def acquire(self, tokens: int = 0, *, sleep: Callable[[float], None] = ...) -> float: ...
 
@@ -260,21 +267,22 @@ class RateLimiter:
             wait = max(wait, self.tokens.reserve(min(tokens, self.tokens.capacity)))
         return wait
 
-    def acquire(self, tokens: int = 0, *, sleep: Callable[[float], None] = time.sleep) -> float:
-        """Wait until one request and ``tokens`` tokens may be spent; return the wait."""
+    def flow(self, tokens: int = 0) -> Flow[float]:
+        """One acquisition as a flow: reserve, then sleep the wait; returns the wait."""
         wait = self.reserve(tokens)
         if wait > 0:
-            sleep(wait)
+            yield Sleep(wait)
         return wait
+
+    def acquire(self, tokens: int = 0, *, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Wait until one request and ``tokens`` tokens may be spent; return the wait."""
+        return drive(self.flow(tokens), sleep=sleep)
 
     async def aacquire(
         self, tokens: int = 0, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     ) -> float:
         """The asyncio twin of :meth:`acquire`."""
-        wait = self.reserve(tokens)
-        if wait > 0:
-            await sleep(wait)
-        return wait
+        return await adrive(self.flow(tokens), sleep=sleep)
 
     def settle(self, estimated: int, actual: int) -> None:
         """Correct the token bucket once the real usage of a call is known."""

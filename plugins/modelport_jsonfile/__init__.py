@@ -60,7 +60,7 @@ class JsonFileSettings:
         }
 
 
-def _build(context: BackendContext) -> JsonFileStore:
+def _build(context: BackendContext[JsonFileSettings]) -> JsonFileStore:
     from ._store import JsonFileStore
 
     return JsonFileStore.from_settings(context.settings)

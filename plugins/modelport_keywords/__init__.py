@@ -129,7 +129,7 @@ def build_analyzer(settings: KeywordSettings | None = None) -> KeywordAnalyzer:
     return KeywordAnalyzer(Lexicon.merge(parts, EMOTICONS), thresholds)
 
 
-def _build(context: BackendContext) -> KeywordAnalyzer:
+def _build(context: BackendContext[KeywordSettings]) -> KeywordAnalyzer:
     return build_analyzer(context.settings)
 
 

@@ -96,7 +96,7 @@ def _store_module() -> ModuleType:
         ) from exc
 
 
-def _build(context: BackendContext) -> SqlStore:
+def _build(context: BackendContext[SqlSettings]) -> SqlStore:
     store: type[SqlStore] = _store_module().SqlStore
     return store.from_settings(context.settings, env=context.env)
 

@@ -1,10 +1,13 @@
-"""The whole hub flow against the fakes, sync and async."""
+"""The whole hub flow against the fakes: each test that takes ``hub_kind`` runs against
+``Hub`` and ``AsyncHub`` alike (see ``tests/support.py``)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -38,13 +41,14 @@ from modelport.errors import (
 from modelport.testing import (
     TINY_PNG,
     FakeBackends,
+    FakeChat,
     FakeTrainer,
     RecordingSleep,
     make_test_async_hub,
-    make_test_hub,
 )
 from modelport.types import UploadProgress
 
+from ..support import make_hub
 from .test_plugins import Recorder
 
 PNG = TINY_PNG
@@ -72,9 +76,11 @@ def dataset(n: int = 2) -> TrainingDataset:
 # --- ask --------------------------------------------------------------------------------------
 
 
-def test_ask_keeps_the_dialogue_applies_the_profile_and_knows_the_mood(fakes: FakeBackends) -> None:
+def test_ask_keeps_the_dialogue_applies_the_profile_and_knows_the_mood(
+    fakes: FakeBackends, hub_kind: str
+) -> None:
     fakes.chat.script("Glad to help, great question!", "You are welcome.")
-    hub = make_test_hub(fakes, overrides=ASSISTANTS)
+    hub = make_hub(hub_kind, fakes, overrides=ASSISTANTS)
     first = hub.ask("How do I reset my password?", assistant="support")
     assert first.text == "Glad to help, great question!"
     assert first.sentiment is not None
@@ -105,16 +111,18 @@ def test_ask_keeps_the_dialogue_applies_the_profile_and_knows_the_mood(fakes: Fa
     assert all(m.created_at is not None for m in stored.messages)
 
 
-def test_ask_with_images_sends_image_parts(fakes: FakeBackends, tmp_path: Path) -> None:
+def test_ask_with_images_sends_image_parts(
+    fakes: FakeBackends, tmp_path: Path, hub_kind: str
+) -> None:
     (tmp_path / "cat.png").write_bytes(PNG)
-    hub = make_test_hub(fakes)
+    hub = make_hub(hub_kind, fakes)
     hub.ask("what is this?", images=[tmp_path / "cat.png", "https://example.org/cat.jpg"])
     (user,) = fakes.chat.calls[0].messages
     assert [type(p).__name__ for p in user.parts] == ["TextPart", "ImagePart", "ImagePart"]
 
 
-def test_a_failed_ask_stores_nothing(fakes: FakeBackends) -> None:
-    hub = make_test_hub(fakes)
+def test_a_failed_ask_stores_nothing(fakes: FakeBackends, hub_kind: str) -> None:
+    hub = make_hub(hub_kind, fakes)
     first = hub.ask("hi")
     fakes.chat.script(UnsupportedError("no", backend="fake-chat"))
     with pytest.raises(UnsupportedError):
@@ -123,9 +131,9 @@ def test_a_failed_ask_stores_nothing(fakes: FakeBackends) -> None:
     assert hub.dialogues().total == 1
 
 
-def test_observers_see_each_exchange_with_usage_and_dialogue() -> None:
+def test_observers_see_each_exchange_with_usage_and_dialogue(hub_kind: str) -> None:
     recorder = Recorder()
-    hub = make_test_hub(plugins=[recorder])
+    hub = make_hub(hub_kind, plugins=[recorder])
     answer = hub.ask("hello there")
     chat = [e for e in recorder.exchanges if e.capability == "chat"]  # type: ignore[attr-defined]
     assert len(chat) == 1
@@ -142,9 +150,11 @@ def test_observers_see_each_exchange_with_usage_and_dialogue() -> None:
 # --- stream -----------------------------------------------------------------------------------
 
 
-def test_stream_yields_deltas_then_stores_the_whole_reply(fakes: FakeBackends) -> None:
+def test_stream_yields_deltas_then_stores_the_whole_reply(
+    fakes: FakeBackends, hub_kind: str
+) -> None:
     fakes.chat.script(["Hel", "lo", StreamDelta(finish_reason="stop")])
-    hub = make_test_hub(fakes)
+    hub = make_hub(hub_kind, fakes)
     stream = hub.stream("hi")
     assert [d.text for d in stream] == ["Hel", "lo", ""]
     assert stream.answer is not None
@@ -153,10 +163,10 @@ def test_stream_yields_deltas_then_stores_the_whole_reply(fakes: FakeBackends) -
     assert hub.dialogue(stream.answer.dialogue_id).messages[-1].text == "Hello"
 
 
-def test_a_stream_is_retried_before_its_first_delta(fakes: FakeBackends) -> None:
+def test_a_stream_is_retried_before_its_first_delta(fakes: FakeBackends, hub_kind: str) -> None:
     sleep = RecordingSleep()
     fakes.chat.script(RateLimitedError("429", backend="fake-chat", retry_after=1), ["ok"])
-    stream = make_test_hub(fakes, sleep=sleep).stream("hi")
+    stream = make_hub(hub_kind, fakes, sleep=sleep).stream("hi")
     assert [d.text for d in stream] == ["ok"]
     assert sleep.waits == [1.0]
     assert len(fakes.chat.calls) == 2
@@ -164,11 +174,12 @@ def test_a_stream_is_retried_before_its_first_delta(fakes: FakeBackends) -> None
 
 def test_a_stream_cut_after_its_first_delta_is_not_retried_and_not_stored(
     fakes: FakeBackends,
+    hub_kind: str,
 ) -> None:
     recorder = Recorder()
     cut = BackendConnectionError("connection reset", backend="fake-chat")
     fakes.chat.script(["Hel", cut], "never used")
-    hub = make_test_hub(fakes, plugins=[recorder])
+    hub = make_hub(hub_kind, fakes, plugins=[recorder])
     stream = hub.stream("hi")
     received: list[str] = []
 
@@ -186,9 +197,9 @@ def test_a_stream_cut_after_its_first_delta_is_not_retried_and_not_stored(
     assert [(f.attempt, f.will_retry) for f in recorder.failures] == [(1, False)]  # type: ignore[attr-defined]
 
 
-def test_closing_a_stream_early_stores_nothing(fakes: FakeBackends) -> None:
+def test_closing_a_stream_early_stores_nothing(fakes: FakeBackends, hub_kind: str) -> None:
     fakes.chat.script(["a", "b", "c"])
-    hub = make_test_hub(fakes)
+    hub = make_hub(hub_kind, fakes)
     stream = hub.stream("hi")
     assert next(stream).text == "a"
     stream.close()
@@ -198,9 +209,11 @@ def test_closing_a_stream_early_stores_nothing(fakes: FakeBackends) -> None:
 # --- vision, sentiment, models ------------------------------------------------------------------
 
 
-def test_describe_image_plain_and_structured(fakes: FakeBackends, tmp_path: Path) -> None:
+def test_describe_image_plain_and_structured(
+    fakes: FakeBackends, tmp_path: Path, hub_kind: str
+) -> None:
     (tmp_path / "a.png").write_bytes(PNG)
-    hub = make_test_hub(fakes)
+    hub = make_hub(hub_kind, fakes)
     reply = hub.describe_image(tmp_path / "a.png", Image.from_bytes(PNG))
     assert reply.text == "2 image(s): 79 bytes of image/png, 79 bytes of image/png"
     schema = {"type": "object", "properties": {"animal": {"type": "string"}}}
@@ -217,7 +230,8 @@ def test_describe_image_plain_and_structured(fakes: FakeBackends, tmp_path: Path
     )
 
 
-def test_analyze_and_models(hub: Hub) -> None:
+def test_analyze_and_models(fakes: FakeBackends, hub_kind: str) -> None:
+    hub = make_hub(hub_kind, fakes)
     sentiment = hub.analyze("this is awful and wrong")
     assert sentiment.label.value == "negative"
     assert sentiment.score == -1.0
@@ -228,8 +242,8 @@ def test_analyze_and_models(hub: Hub) -> None:
 # --- dialogues --------------------------------------------------------------------------------
 
 
-def test_dialogues_list_page_filter_and_delete(fakes: FakeBackends) -> None:
-    hub = make_test_hub(fakes, overrides=ASSISTANTS)
+def test_dialogues_list_page_filter_and_delete(fakes: FakeBackends, hub_kind: str) -> None:
+    hub = make_hub(hub_kind, fakes, overrides=ASSISTANTS)
     ids = [hub.ask(f"q{i}", assistant="support" if i % 2 else None).dialogue_id for i in range(5)]
     page = hub.dialogues(limit=2)
     assert len(page.items) == 2
@@ -246,9 +260,9 @@ def test_dialogues_list_page_filter_and_delete(fakes: FakeBackends) -> None:
 # --- training ---------------------------------------------------------------------------------
 
 
-def test_train_uploads_starts_records_and_waits(fakes: FakeBackends) -> None:
+def test_train_uploads_starts_records_and_waits(fakes: FakeBackends, hub_kind: str) -> None:
     sleep = RecordingSleep()
-    hub = make_test_hub(fakes, sleep=sleep)
+    hub = make_hub(hub_kind, fakes, sleep=sleep)
     job = hub.train(dataset(), base_model="base", suffix="mine", description="first try",
                     hyperparameters={"n_epochs": 2})  # fmt: skip
     assert job.status is JobStatus.QUEUED
@@ -269,27 +283,32 @@ def test_train_uploads_starts_records_and_waits(fakes: FakeBackends) -> None:
     assert [e.message for e in hub.job_events(job.id)][-1] == "status: succeeded"
 
 
-def test_cancel_and_remote_jobs(hub: Hub) -> None:
+def test_cancel_and_remote_jobs(fakes: FakeBackends, hub_kind: str) -> None:
+    hub = make_hub(hub_kind, fakes)
     job = hub.train(dataset(), base_model="base")
     assert hub.cancel_job(job.id).status is JobStatus.CANCELLED
     assert hub.jobs()[0].status is JobStatus.CANCELLED
     assert [j.id for j in hub.remote_jobs()] == [job.id]
 
 
-def test_wait_gives_up_after_the_timeout_and_says_how_to_resume(fakes: FakeBackends) -> None:
+def test_wait_gives_up_after_the_timeout_and_says_how_to_resume(
+    fakes: FakeBackends, hub_kind: str
+) -> None:
     fakes.trainer.progression = (JobStatus.QUEUED, JobStatus.RUNNING)
-    hub = make_test_hub(fakes)
+    hub = make_hub(hub_kind, fakes)
     job = hub.train(dataset(), base_model="base")
     with pytest.raises(WaitTimeoutError, match=f"modelport jobs wait {job.id}"):
         hub.wait_job(job.id, timeout_s=0)
 
 
 def test_invalid_training_data_is_refused_before_upload(
-    fakes: FakeBackends, tmp_path: Path
+    fakes: FakeBackends,
+    tmp_path: Path,
+    hub_kind: str,
 ) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": [{"role": "user", "content": "q"}]}\n{"oops\n', encoding="utf-8")
-    hub = make_test_hub(fakes)
+    hub = make_hub(hub_kind, fakes)
     with pytest.raises(TrainingDataError) as info:
         hub.train(bad, base_model="base")
     assert info.value.problems[0].startswith(f"{bad}:2: not valid JSON")
@@ -299,19 +318,20 @@ def test_invalid_training_data_is_refused_before_upload(
     assert fakes.trainer.calls == []
 
 
-def test_a_vendor_refusing_to_train_is_a_clear_error(fakes: FakeBackends) -> None:
+def test_a_vendor_refusing_to_train_is_a_clear_error(fakes: FakeBackends, hub_kind: str) -> None:
     refusal = UnsupportedError(
         "fine-tuning is not available for new jobs", backend="fake-training", status=403
     )
     fakes.trainer.script(None, refusal)
     with pytest.raises(UnsupportedError, match="not available for new jobs"):
-        make_test_hub(fakes).train(dataset(), base_model="base")
+        make_hub(hub_kind, fakes).train(dataset(), base_model="base")
 
 
 def test_dynamic_train_uses_stored_dialogues_filtered_by_assistant_and_mood(
     fakes: FakeBackends,
+    hub_kind: str,
 ) -> None:
-    hub = make_test_hub(fakes, overrides=ASSISTANTS)
+    hub = make_hub(hub_kind, fakes, overrides=ASSISTANTS)
     fakes.chat.script("great!", "bad news", "great again")
     happy = hub.ask("one", assistant="support").dialogue_id
     hub.ask("two", assistant="support")
@@ -324,14 +344,14 @@ def test_dynamic_train_uses_stored_dialogues_filtered_by_assistant_and_mood(
     assert [m.role for m in uploaded.examples[0].messages] == ["system", "user", "assistant"]
 
 
-def test_check_without_a_base_model_is_not_ready(fakes: FakeBackends) -> None:
-    hub = make_test_hub(fakes)
+def test_check_without_a_base_model_is_not_ready(fakes: FakeBackends, hub_kind: str) -> None:
+    hub = make_hub(hub_kind, fakes)
     assert hub.check_dataset(dataset()).problems == (
         "no base model to train: pass base_model (CLI: --model), "
         "or give the default assistant a model",
     )
     assert hub.check_dataset(dataset(), base_model="base").ok
-    with_model = make_test_hub(fakes, overrides={**ASSISTANTS, "default_assistant": "support"})
+    with_model = make_hub(hub_kind, fakes, overrides={**ASSISTANTS, "default_assistant": "support"})
     assert with_model.check_dataset(dataset()).ok  # the default assistant's model will do
 
 
@@ -341,9 +361,9 @@ def _jsonl_size(data: TrainingDataset) -> int:
     return len(dataset_to_jsonl(data).encode())
 
 
-def test_train_reports_the_progress_of_each_upload(fakes: FakeBackends) -> None:
+def test_train_reports_the_progress_of_each_upload(fakes: FakeBackends, hub_kind: str) -> None:
     events: list[UploadProgress] = []
-    make_test_hub(fakes).train(
+    make_hub(hub_kind, fakes).train(
         dataset(), base_model="base", validation=dataset(3), on_progress=events.append
     )
     one, two = _jsonl_size(dataset()), _jsonl_size(dataset(3))
@@ -361,11 +381,13 @@ def test_train_reports_the_progress_of_each_upload(fakes: FakeBackends) -> None:
     assert not events[-2].done
 
 
-def test_a_job_that_cannot_start_deletes_its_uploads_and_names_them(fakes: FakeBackends) -> None:
+def test_a_job_that_cannot_start_deletes_its_uploads_and_names_them(
+    fakes: FakeBackends, hub_kind: str
+) -> None:
     refusal = UnsupportedError("no new jobs", backend="fake-training", status=403)
     fakes.trainer.script(None, None, refusal)  # the two uploads pass, start is refused
     with pytest.raises(UnsupportedError) as caught:
-        make_test_hub(fakes).train(dataset(), base_model="base", validation=dataset(3))
+        make_hub(hub_kind, fakes).train(dataset(), base_model="base", validation=dataset(3))
     assert str(caught.value) == (
         "fake-training: no new jobs (status 403) (deleted the uploaded files file-1, file-2)"
     )
@@ -374,17 +396,21 @@ def test_a_job_that_cannot_start_deletes_its_uploads_and_names_them(fakes: FakeB
     assert fakes.trainer.uploads == {}
 
 
-def test_a_failed_validation_upload_deletes_the_training_upload(fakes: FakeBackends) -> None:
+def test_a_failed_validation_upload_deletes_the_training_upload(
+    fakes: FakeBackends, hub_kind: str
+) -> None:
     fakes.trainer.script(None, BackendConnectionError("connection reset", backend="fake-training"))
     with pytest.raises(BackendConnectionError, match=r"\(deleted the uploaded file file-1\)$"):
-        make_test_hub(fakes).train(dataset(), base_model="base", validation=dataset(3))
+        make_hub(hub_kind, fakes).train(dataset(), base_model="base", validation=dataset(3))
     assert fakes.trainer.uploads == {}  # start was never called: no job can hold the file
 
 
-def test_a_start_that_may_have_happened_keeps_the_upload(fakes: FakeBackends) -> None:
+def test_a_start_that_may_have_happened_keeps_the_upload(
+    fakes: FakeBackends, hub_kind: str
+) -> None:
     fakes.trainer.script(None, BackendConnectionError("connection reset", backend="fake-training"))
     with pytest.raises(BackendConnectionError) as caught:
-        make_test_hub(fakes).train(dataset(), base_model="base")
+        make_hub(hub_kind, fakes).train(dataset(), base_model="base")
     assert str(caught.value).endswith(
         "(a job may have started anyway (check: modelport jobs list --remote), "
         "so the uploaded file file-1 was kept)"
@@ -401,12 +427,12 @@ class _OlderTrainer(FakeTrainer):
         return super().upload(dataset)
 
 
-def test_an_older_trainer_still_reports_each_upload_and_names_its_orphan() -> None:
+def test_an_older_trainer_still_reports_each_upload_and_names_its_orphan(hub_kind: str) -> None:
     fakes = FakeBackends(trainer=_OlderTrainer())
     fakes.trainer.script(None, UnsupportedError("no new jobs", backend="fake-training"))
     events: list[UploadProgress] = []
     with pytest.raises(UnsupportedError) as caught:
-        make_test_hub(fakes).train(dataset(), base_model="base", on_progress=events.append)
+        make_hub(hub_kind, fakes).train(dataset(), base_model="base", on_progress=events.append)
     assert events == [UploadProgress("training"), UploadProgress("training", file_id="file-1")]
     assert str(caught.value).endswith(
         "(the uploaded file file-1 is left on the backend: delete it there)"
@@ -414,9 +440,9 @@ def test_an_older_trainer_still_reports_each_upload_and_names_its_orphan() -> No
     assert fakes.trainer.uploads  # nobody deleted it
 
 
-def test_waiting_rides_out_an_outage_backing_off(fakes: FakeBackends) -> None:
+def test_waiting_rides_out_an_outage_backing_off(fakes: FakeBackends, hub_kind: str) -> None:
     sleep = RecordingSleep()
-    hub = make_test_hub(fakes, sleep=sleep, overrides={"retry": {"attempts": 1}})
+    hub = make_hub(hub_kind, fakes, sleep=sleep, overrides={"retry": {"attempts": 1}})
     job = hub.train(dataset(), base_model="base")
     fakes.trainer.script(
         BackendConnectionError("connection refused", backend="fake-training"),
@@ -432,8 +458,10 @@ def test_waiting_rides_out_an_outage_backing_off(fakes: FakeBackends) -> None:
     assert failed[0]["error"] == "fake-training: connection refused"
 
 
-def test_waiting_gives_up_after_a_long_outage_and_says_how_to_resume(fakes: FakeBackends) -> None:
-    hub = make_test_hub(fakes, overrides={"retry": {"attempts": 1}})
+def test_waiting_gives_up_after_a_long_outage_and_says_how_to_resume(
+    fakes: FakeBackends, hub_kind: str
+) -> None:
+    hub = make_hub(hub_kind, fakes, overrides={"retry": {"attempts": 1}})
     job = hub.train(dataset(), base_model="base")
     down = BackendConnectionError("connection refused", backend="fake-training")
     fakes.trainer.script(None, down)  # the first poll sees it running, then the backend is down
@@ -448,8 +476,10 @@ def test_waiting_gives_up_after_a_long_outage_and_says_how_to_resume(fakes: Fake
     assert caught.value.__cause__ is down
 
 
-def test_waiting_stops_at_once_on_an_error_that_will_not_pass(fakes: FakeBackends) -> None:
-    hub = make_test_hub(fakes, overrides={"retry": {"attempts": 1}})
+def test_waiting_stops_at_once_on_an_error_that_will_not_pass(
+    fakes: FakeBackends, hub_kind: str
+) -> None:
+    hub = make_hub(hub_kind, fakes, overrides={"retry": {"attempts": 1}})
     job = hub.train(dataset(), base_model="base")
     fakes.trainer.script(AuthenticationError("bad key", backend="fake-training", status=401))
     with pytest.raises(AuthenticationError):
@@ -630,9 +660,9 @@ def test_backend_settings_come_from_their_section_and_secrets_from_env() -> None
     assert "sk-secret" not in repr(stored)
 
 
-def test_the_message_shorthand_and_explicit_messages() -> None:
+def test_the_message_shorthand_and_explicit_messages(hub_kind: str) -> None:
     fakes = FakeBackends()
-    hub = make_test_hub(fakes)
+    hub = make_hub(hub_kind, fakes)
     hub.ask(Message("user", [TextPart("explicit")]))
     assert fakes.chat.calls[0].messages[-1].text == "explicit"
 
@@ -648,8 +678,10 @@ def test_from_config_reads_the_file(tmp_path: Path) -> None:
     assert isinstance(AsyncHub.from_config(path, env={}), AsyncHub)
 
 
-def test_a_broken_or_closed_stream_never_stores_a_partial_reply(fakes: FakeBackends) -> None:
-    hub = make_test_hub(fakes)
+def test_a_broken_or_closed_stream_never_stores_a_partial_reply(
+    fakes: FakeBackends, hub_kind: str
+) -> None:
+    hub = make_hub(hub_kind, fakes)
     fakes.chat.script(["Hel", BackendConnectionError("cut", backend="fake-chat")])
     broken = hub.stream("hi")
     with pytest.raises(BackendConnectionError):
@@ -680,3 +712,54 @@ async def test_a_broken_or_closed_async_stream_never_stores_a_partial_reply(
     await closed.aclose()
     assert [d async for d in closed] == []
     assert (await hub.dialogues()).total == 0
+
+
+class _TrackedChat(FakeChat):
+    """A chat backend whose streams say when they were closed."""
+
+    closed: list[str]
+
+    def stream(self, request: Any) -> Iterator[StreamDelta]:
+        self.closed = getattr(self, "closed", [])
+        try:
+            yield from super().stream(request)
+        finally:
+            self.closed.append("sync")
+
+    async def astream(self, request: Any) -> AsyncIterator[StreamDelta]:
+        self.closed = getattr(self, "closed", [])
+        try:
+            async for delta in super().astream(request):
+                yield delta
+        finally:
+            self.closed.append("async")
+
+
+def test_closing_a_stream_early_closes_the_backends_stream(hub_kind: str) -> None:
+    fakes = FakeBackends(chat=_TrackedChat())
+    hub = make_hub(hub_kind, fakes)
+    fakes.chat.script(["a", "b", "c"])
+    stream = hub.stream("hi")
+    assert next(stream).text == "a"
+    stream.close()
+    assert fakes.chat.closed == [hub_kind]  # the async hub read the native astream
+
+
+async def test_the_async_hubs_dialogues_are_read_lazily(fakes: FakeBackends) -> None:
+    loaded: list[str] = []
+    load = fakes.store.load_dialogue
+
+    def counting(dialogue_id: str, **kwargs: Any) -> Any:
+        loaded.append(dialogue_id)
+        return load(dialogue_id, **kwargs)
+
+    async with make_test_async_hub(fakes) as hub:
+        for i in range(3):
+            await hub.ask(f"q{i}")
+        fakes.store.load_dialogue = counting  # type: ignore[method-assign]
+        dialogues = hub._all_dialogues(None, None)  # an async iterator: nothing read yet
+        assert loaded == []
+        first = await anext(dialogues)
+        assert len(loaded) == 1
+        assert first.messages[0].text == "q2"
+        assert [d.messages[0].text async for d in dialogues] == ["q1", "q0"]

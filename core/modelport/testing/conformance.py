@@ -53,6 +53,7 @@ import attrs
 import pytest
 
 from ..async_hub import AsyncHub
+from ..backends import HasExampleTokenLimit, HasMediaTypes, HasMinExamples, HasTrainingPrice
 from ..errors import (
     AuthenticationError,
     BackendError,
@@ -652,9 +653,9 @@ class VisionConformance(_RemoteConformance):
         assert reply.data == {"colour": "red", "count": 1}
 
     def test_declared_media_types_are_media_types(self, backend_object: Any) -> None:
-        media_types = getattr(backend_object, "media_types", None)
-        if media_types is None:
+        if not isinstance(backend_object, HasMediaTypes):
             pytest.skip("the backend declares no media_types (the core's defaults apply)")
+        media_types = backend_object.media_types
         assert media_types, "media_types is empty: no image could ever be sent"
         assert all(isinstance(t, str) and t.startswith("image/") for t in media_types)
 
@@ -702,7 +703,8 @@ class TrainingConformance(_RemoteConformance):
         self.arrange_service()
 
     def _dataset(self, backend_object: Any, extra: int = 0) -> TrainingDataset:
-        count = max(int(getattr(backend_object, "min_examples", 1)), 1) + extra
+        minimum = backend_object.min_examples if isinstance(backend_object, HasMinExamples) else 1
+        count = max(int(minimum), 1) + extra
         return TrainingDataset(
             [
                 TrainingExample(
@@ -780,12 +782,15 @@ class TrainingConformance(_RemoteConformance):
         assert asyncio.run(follow()).id == hub.job(job.id).id == job.id
 
     def test_optional_attributes_have_the_right_shape(self, backend_object: Any) -> None:
-        minimum = getattr(backend_object, "min_examples", 1)
-        assert isinstance(minimum, int)
-        assert minimum >= 1
-        limit = getattr(backend_object, "example_token_limit", None)
-        assert limit is None or (isinstance(limit, int) and limit > 0)
-        price = getattr(backend_object, "training_price", None)
-        if price is not None:
-            value = price(self.base_model)
+        """The optional protocols the core reads (``HasMinExamples``, ...), when present."""
+        if isinstance(backend_object, HasMinExamples):
+            minimum = backend_object.min_examples
+            assert isinstance(minimum, int)
+            assert minimum >= 1
+        if isinstance(backend_object, HasExampleTokenLimit):
+            limit = backend_object.example_token_limit
+            assert isinstance(limit, int)
+            assert limit > 0
+        if isinstance(backend_object, HasTrainingPrice):
+            value = backend_object.training_price(self.base_model)
             assert value is None or (isinstance(value, float) and value >= 0)
