@@ -7,6 +7,8 @@ import structlog
 
 from modelport.testing import block_network
 
+from .support import HUB_KINDS, close_views
+
 pytest_plugins = ["modelport.testing.fixtures"]
 
 
@@ -33,3 +35,13 @@ def _isolate(
     monkeypatch.chdir(home)
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture(params=HUB_KINDS)
+def hub_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``"sync"`` or ``"async"``: a hub test that takes it runs once against each hub; build
+    the hub with ``tests.support.make_hub(hub_kind, ...)`` (the async hubs it made, and their
+    event loops, are closed after the test)."""
+    kind: str = request.param
+    yield kind
+    close_views()

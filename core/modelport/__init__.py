@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .async_hub import AsyncHub, AsyncReplyStream
     from .backends import (
+        AnalyzesMany,
         AsyncChatBackend,
         AsyncClosable,
         AsyncDeletesFiles,
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
         AsyncVisionBackend,
         BackendContext,
         ChatBackend,
+        ChatCaller,
         Closable,
         DeletesFiles,
         HasAcceptsURLs,
@@ -89,6 +91,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "AnalyzesMany",
     "Answer",
     "AssistantProfile",
     "AsyncChatBackend",
@@ -105,6 +108,7 @@ __all__ = [
     "CallFailure",
     "Capability",
     "ChatBackend",
+    "ChatCaller",
     "ChatOptions",
     "ChatRequest",
     "Closable",
@@ -172,9 +176,10 @@ __all__ = [
 _SOURCES: dict[str, tuple[str, ...]] = {
     "async_hub": ("AsyncHub", "AsyncReplyStream"),
     "backends": (
-        "AsyncChatBackend", "AsyncClosable", "AsyncDeletesFiles", "AsyncReportsUploadProgress",
-        "AsyncTrainer", "AsyncVisionBackend", "BackendContext", "ChatBackend", "Closable",
-        "DeletesFiles", "HasAcceptsURLs", "HasChatPrice", "HasConfiguredModels",
+        "AnalyzesMany", "AsyncChatBackend", "AsyncClosable", "AsyncDeletesFiles",
+        "AsyncReportsUploadProgress",
+        "AsyncTrainer", "AsyncVisionBackend", "BackendContext", "ChatBackend", "ChatCaller",
+        "Closable", "DeletesFiles", "HasAcceptsURLs", "HasChatPrice", "HasConfiguredModels",
         "HasExampleTokenLimit", "HasMediaTypes", "HasMinExamples", "HasTrainingPrice",
         "HasTrainingWarnings", "ImportsDialogues", "ReportsUploadProgress", "SentimentAnalyzer",
         "Store", "Trainer", "UsageStore", "VisionBackend",

@@ -30,6 +30,7 @@ from ._circuit import is_outage
 from ._runtime import Bound, Call, Runtime
 from ._text import invalid_unicode
 from .backends import (
+    AnalyzesMany,
     AsyncChatBackend,
     AsyncDeletesFiles,
     ChatBackend,
@@ -960,6 +961,17 @@ class Operations:
         name, analyzer = self.rt.sentiment()
         call = Call(Capability.SENTIMENT, name, "analyze")
         return self._guarded(call, Blocking(analyzer.analyze, text), text)
+
+    def analyze_many(self, texts: Sequence[str]) -> Flow[list[Sentiment]]:
+        name, analyzer = self.rt.sentiment()
+        if not isinstance(analyzer, AnalyzesMany):
+            found = []
+            for text in texts:
+                found.append((yield from self.analyze(text)))
+            return found
+        call = Call(Capability.SENTIMENT, name, "analyze_many")
+        step = Blocking(analyzer.analyze_many, list(texts))
+        return list((yield from self._guarded(call, step, texts)))
 
     # --- dialogues ---------------------------------------------------------------------------
 

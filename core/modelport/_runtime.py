@@ -8,6 +8,7 @@ and the observer hooks.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import threading
@@ -25,6 +26,7 @@ from .backends import (
     AsyncVisionBackend,
     BackendContext,
     ChatBackend,
+    ChatCaller,
     SentimentAnalyzer,
     Store,
     Trainer,
@@ -37,7 +39,7 @@ from .logs import get_logger
 from .plugins import Plugins
 from .registry import BackendSpec
 from .resilience import Limiter, RetryPolicy, make_limiter
-from .types import CallFailure, Capability, Exchange, Usage
+from .types import CallFailure, Capability, ChatRequest, Exchange, Reply, Usage
 
 T = TypeVar("T")
 B = TypeVar("B")
@@ -258,7 +260,9 @@ class Runtime:
             )
         else:
             settings = None
-        context = BackendContext(name=spec.name, settings=settings, env=self.env)
+        context = BackendContext(
+            name=spec.name, settings=settings, env=self.env, chat_caller=self._chat_caller
+        )
         return spec.factory(context)
 
     def backends(self) -> list[object]:
@@ -396,6 +400,9 @@ class Runtime:
         guarded = self.guarded(call, Blocking(fn), request=request, observe=observe)
         return drive(guarded, sleep=self.sleep)
 
+    def _chat_caller(self, name: str | None) -> ChatCaller:
+        return _GuardedChat(self, name)
+
     def failed_after_start(self, call: Call, exc: Exception, attempt: int) -> None:
         """Report a failure that cannot be retried (a stream broken after its first delta)."""
         self._failed(call, exc, attempt, will_retry=False)
@@ -407,3 +414,30 @@ def _protocol_methods(protocol: type[Any]) -> list[str]:
         for name in vars(protocol)
         if not name.startswith("_") and callable(getattr(protocol, name))
     )
+
+
+@attrs.frozen
+class _GuardedChat:
+    """A chat backend for another backend (:meth:`BackendContext.chat`), called through the
+    runtime's guarded call."""
+
+    rt: Runtime
+    wanted: str | None
+
+    @property
+    def name(self) -> str:
+        return self.rt.chat(self.wanted).name
+
+    def complete(self, request: ChatRequest) -> Reply:
+        chat = self.rt.chat(self.wanted)
+        call = Call(
+            Capability.CHAT,
+            chat.name,
+            "complete",
+            model=request.model,
+            tokens=request.estimated_tokens(),
+        )
+        ask = functools.partial(chat.sync.complete, request)
+        reply = self.rt.call(call, ask, request=request)[0]
+        self.rt.usage.settle(self.rt, reply)  # its cost is recorded like the hub's own calls
+        return reply

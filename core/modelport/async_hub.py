@@ -7,7 +7,15 @@ analyzers run in worker threads, so the event loop never blocks.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -139,6 +147,10 @@ class AsyncHub(_HubBase):
     async def analyze(self, text: str) -> Sentiment:
         """See :meth:`modelport.Hub.analyze`."""
         return await self._do(self._ops.analyze(text))
+
+    async def analyze_many(self, texts: Sequence[str]) -> list[Sentiment]:
+        """See :meth:`modelport.Hub.analyze_many`."""
+        return await self._do(self._ops.analyze_many(texts))
 
     # --- dialogues ---------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ from .types import (
 )
 
 __all__ = [
+    "AnalyzesMany",
     "AsyncChatBackend",
     "AsyncClosable",
     "AsyncDeletesFiles",
@@ -53,6 +54,7 @@ __all__ = [
     "AsyncVisionBackend",
     "BackendContext",
     "ChatBackend",
+    "ChatCaller",
     "Closable",
     "DeletesFiles",
     "HasAcceptsURLs",
@@ -93,6 +95,29 @@ class BackendContext(Generic[S]):
     name: str
     settings: S
     env: Mapping[str, str] = attrs.field(factory=lambda: os.environ, eq=False)
+    #: How :meth:`chat` reaches the hub's chat backends (set by the hub; ``None`` outside one).
+    chat_caller: Callable[[str | None], ChatCaller] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
+
+    def chat(self, name: str | None = None) -> ChatCaller:
+        """The chat backend ``name`` (else the one ``[capabilities] chat`` chooses), for a
+        backend that asks a model for its own work (sentiment from a chat model, say). Its
+        calls go through the hub's rate limiter, retry policy, usage records and observers,
+        like the hub's own. It is resolved when first called, not now.
+
+        :raises modelport.errors.PluginError: when the context was not made by a hub.
+        """
+        if self.chat_caller is None:
+            from .errors import PluginError
+
+            raise PluginError(
+                f"backend {self.name!r} asks for a chat backend, but its context was not made "
+                "by a hub",
+                plugin=self.name,
+                hint="build the backend through modelport.Hub (or pass chat_caller=)",
+            )
+        return self.chat_caller(name)
 
     def secret(self, variable: str) -> Secret:
         """Read a secret (an API key) from the environment.
@@ -103,6 +128,31 @@ class BackendContext(Generic[S]):
 
     def __repr__(self) -> str:
         return f"BackendContext(name={self.name!r}, settings={self.settings!r})"
+
+
+class ChatCaller(Protocol):
+    """A chat backend as another backend uses it (:meth:`BackendContext.chat`): each
+    ``complete`` goes through the hub's limiter, retry policy, usage records and observers."""
+
+    @property
+    def name(self) -> str:
+        """The chat backend's name (resolving it if needed)."""
+        ...
+
+    def complete(self, request: ChatRequest) -> Reply:
+        """Ask the chat backend; errors are the core's, after the retry policy gave up."""
+        ...
+
+
+@runtime_checkable
+class AnalyzesMany(Protocol):
+    """Optional for sentiment: label several texts in one go (a backend that asks a model,
+    say, sends them in one request). ``hub.analyze_many`` uses it; without it, the hub calls
+    ``analyze`` once per text."""
+
+    def analyze_many(self, texts: Sequence[str]) -> Sequence[Sentiment]:
+        """The sentiment of each text, in order."""
+        ...
 
 
 @runtime_checkable

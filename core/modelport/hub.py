@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar, cast
 
@@ -238,6 +238,11 @@ class Hub(_HubBase):
     def analyze(self, text: str) -> Sentiment:
         """The sentiment of ``text``."""
         return self._do(self._ops.analyze(text))
+
+    def analyze_many(self, texts: Sequence[str]) -> list[Sentiment]:
+        """The sentiment of each of ``texts``, in order: in one call when the backend
+        labels several at once (``analyze_many``), else one ``analyze`` per text."""
+        return self._do(self._ops.analyze_many(texts))
 
     # --- dialogues ---------------------------------------------------------------------------
 
