@@ -71,6 +71,7 @@ from .logs import redact, redact_exception, register_secret
 
 __all__ = [
     "STATUS_ERRORS",
+    "Answer",
     "Event",
     "Framing",
     "HTTPClient",
@@ -546,6 +547,14 @@ class HTTPClient:
         """
         return _Send(self, request, as_json=True)
 
+    def fetch(self, request: Request) -> Step[Answer]:
+        """A step that sends ``request`` and answers its JSON body with the response's request
+        id and headers (an :class:`Answer`).
+
+        :raises ResponseError: (in the flow) when the body is not JSON.
+        """
+        return _Send(self, request, as_json=True, whole=True)
+
     def stream(
         self,
         request: Request,
@@ -554,6 +563,7 @@ class HTTPClient:
         feed: Callable[[Event], T | None],
         end: Callable[[], T | None] | None = None,
         finished: Callable[[T], bool] | None = None,
+        on_open: Callable[[Mapping[str, str]], None] | None = None,
     ) -> ItemFlow[T]:
         """A flow producing what ``feed`` makes of each event of the streamed answer to
         ``request`` (use it with ``yield from``).
@@ -564,9 +574,13 @@ class HTTPClient:
         :param finished: when given, an item it accepts ends the stream, and a body that
             ends before such an item is a :class:`~modelport.errors.BackendConnectionError`
             (the answer was cut off).
+        :param on_open: called with the response's headers once it is open (to read its
+            request id with :meth:`request_id`, say).
         """
         decoder: _SSE | _NDJSON = _SSE(self.backend) if framing == "sse" else _NDJSON(self.backend)
         lines: _Lines = yield _Open(self, request)
+        if on_open is not None:
+            on_open(lines.headers)
         done = False
         while not done:  # ends by break at the body's end, or when an item is finished
             line = yield lines
@@ -596,7 +610,8 @@ class HTTPClient:
 
     # --- errors --------------------------------------------------------------------------
 
-    def _request_id(self, headers: Mapping[str, str]) -> str | None:
+    def request_id(self, headers: Mapping[str, str]) -> str | None:
+        """The server's request id in ``headers`` (the first of ``request_id_headers``)."""
         for name in self.request_id_headers:
             if value := headers.get(name):
                 return value
@@ -643,7 +658,7 @@ class HTTPClient:
             body,
             text,
             headers=response.headers,
-            request_id=self._request_id(response.headers),
+            request_id=self.request_id(response.headers),
         )
 
     def event_error(
@@ -728,7 +743,7 @@ class HTTPClient:
                 f"{redact(response.text[:60])!r}",
                 backend=self.backend,
                 status=response.status_code,
-                request_id=self._request_id(response.headers),
+                request_id=self.request_id(response.headers),
                 hint=f"check that base_url ({redact(self.base_url)}) is the API's address",
             ) from None
 
@@ -749,18 +764,41 @@ def _first_line(text: str) -> str:
     return lines[0].strip()[:200] if lines else ""
 
 
-class _Send(Step[Any]):
-    __slots__ = ("as_json", "http", "request")
+@attrs.frozen
+class Answer:
+    """A JSON answer with what came with it (the result of :meth:`HTTPClient.fetch`).
 
-    def __init__(self, http: HTTPClient, request: Request, *, as_json: bool = False) -> None:
+    :ivar data: the parsed body.
+    :ivar request_id: the server's request id, if it sent one.
+    :ivar headers: the response's headers.
+    """
+
+    data: Any
+    request_id: str | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+
+class _Send(Step[Any]):
+    __slots__ = ("as_json", "http", "request", "whole")
+
+    def __init__(
+        self, http: HTTPClient, request: Request, *, as_json: bool = False, whole: bool = False
+    ) -> None:
         self.http = http
         self.request = request
         self.as_json = as_json
+        self.whole = whole
 
     def _answer(self, response: httpx.Response) -> Any:
         if response.is_error:
             raise self.http.status_error(response)
-        return self.http.parse_json(response) if self.as_json else response
+        if not self.as_json:
+            return response
+        data = self.http.parse_json(response)
+        if self.whole:
+            headers = response.headers
+            return Answer(data, self.http.request_id(headers), headers)
+        return data
 
     def run(self, scope: Scope) -> Any:
         request = self.request
@@ -790,10 +828,11 @@ class _Send(Step[Any]):
 class _Lines(Step["str | None"]):
     """The next line of an open streamed response (``None`` at its end), as a step."""
 
-    __slots__ = ("chunks", "ended", "http", "pending", "splitter")
+    __slots__ = ("chunks", "ended", "headers", "http", "pending", "splitter")
 
-    def __init__(self, http: HTTPClient, chunks: Any) -> None:
+    def __init__(self, http: HTTPClient, chunks: Any, headers: Mapping[str, str]) -> None:
         self.http = http
+        self.headers = headers
         self.chunks = chunks  # the response's iter_text() or aiter_text()
         self.splitter = _LineSplitter()
         self.pending: collections.deque[str] = collections.deque()
@@ -846,7 +885,7 @@ class _Open(Step[_Lines]):
             raise http.transport_error(exc) from exc
         if response.is_error:
             raise http.status_error(response)
-        return _Lines(http, response.iter_text())
+        return _Lines(http, response.iter_text(), response.headers)
 
     async def arun(self, scope: AsyncScope) -> _Lines:
         http, request = self.http, self.request
@@ -865,4 +904,4 @@ class _Open(Step[_Lines]):
             raise http.transport_error(exc) from exc
         if response.is_error:
             raise http.status_error(response)
-        return _Lines(http, response.aiter_text())
+        return _Lines(http, response.aiter_text(), response.headers)

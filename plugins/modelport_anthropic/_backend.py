@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from modelport import BackendContext, ChatRequest, ModelInfo, Reply, StreamDelta, VisionRequest
 from modelport.flows import Flow, ItemFlow, twin, twin_iter
-from modelport.http import HTTPClient, Request
+from modelport.http import Answer, HTTPClient, Request
 from modelport.logs import redact
 
 from ._errors import HINTS, read_anthropic_error
@@ -70,12 +68,12 @@ class AnthropicBackend:
         return {model: key for model, key in found.items() if model}
 
     def _reply(self, body: dict[str, Any], structured: bool) -> Flow[Reply]:
-        response: httpx.Response = yield self.http.send(Request("POST", "/v1/messages", json=body))
+        answer: Answer = yield self.http.fetch(Request("POST", "/v1/messages", json=body))
         return reply_from_json(
-            self.http.parse_json(response),
+            answer.data,
             backend=self.name,
             model=body["model"],
-            request_id=response.headers.get("request-id"),
+            request_id=answer.request_id,
             structured=structured,
         )
 
@@ -101,9 +99,9 @@ class AnthropicBackend:
             max_tokens=settings.max_tokens,
             stream=True,
         )
-        reader = StreamReader(self.name, model)
+        reader = StreamReader(self.http, model)
         call = Request("POST", "/v1/messages", json=body)
-        yield from self.http.stream(call, feed=reader.feed, finished=is_last)
+        yield from self.http.stream(call, feed=reader.feed, finished=is_last, on_open=reader.opened)
 
     def _models(self) -> Flow[list[ModelInfo]]:
         found: list[ModelInfo] = []

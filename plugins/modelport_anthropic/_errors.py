@@ -2,9 +2,10 @@
 
 The kit (``modelport.http``) maps HTTP statuses (529 "overloaded" is a 5xx: a
 :class:`~modelport.errors.TransientError`, retried), ``retry-after``, ``x-should-retry``,
-request ids and transport failures. This module reads Anthropic's error body,
-``{"type": "error", "error": {"type": ..., "message": ...}}``, into that mapping, and turns an
-``error`` event in the middle of a stream (which arrives after a 200) into the same errors.
+request ids, transport failures, and ``error`` events in the middle of a stream (which arrive
+after a 200: :meth:`~modelport.http.HTTPClient.event_error`). This module reads Anthropic's
+error body, ``{"type": "error", "error": {"type": ..., "message": ...}}``, for that mapping:
+its type says the error's class, which is all an ``error`` event has to go by.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from modelport.errors import (
     TransientError,
 )
 from modelport.http import VendorError, read_error
-from modelport.logs import redact
 
-__all__ = ["ERROR_TYPES", "HINTS", "read_anthropic_error", "stream_error"]
+__all__ = ["ERROR_TYPES", "HINTS", "read_anthropic_error"]
 
-#: Anthropic's error types and the core's classes, for errors without an HTTP status of their
-#: own (``error`` events mid-stream). An unknown type is a :class:`TransientError`.
+#: Anthropic's error types and the core's classes (they agree with the HTTP statuses the API
+#: sends them with; an ``error`` event mid-stream has no status of its own). An unknown type
+#: is left to the status (mid-stream: a :class:`TransientError`).
 ERROR_TYPES: Mapping[str, type[BackendError]] = {
     "invalid_request_error": InvalidRequestError,
     "request_too_large": InvalidRequestError,
@@ -55,45 +56,17 @@ HINTS: Mapping[type[BackendError], str] = {
 }
 
 
-def _hint(code: str | None) -> str | None:
-    if code == "billing_error":
-        return _BILLING
-    if code == "overloaded_error":
-        return _OVERLOADED
-    return None
-
-
 def read_anthropic_error(status: int, body: Any) -> VendorError | None:
-    """The kit's ``read_error`` hook: Anthropic's error body, with what to do for an empty
-    balance (not retried: waiting adds no credit) and an overloaded API (retried), and a 504
-    ``timeout_error`` as a timeout."""
+    """The kit's ``read_error`` hook: Anthropic's error body, its type's class (see
+    :data:`ERROR_TYPES`), and what to do for an empty balance (not retried: waiting adds no
+    credit) and an overloaded API (retried)."""
     found = read_error(status, body)
     if found is None:
         return None
     code = found.code
+    kind = ERROR_TYPES.get(code or "")
     if code == "billing_error":
-        return attrs.evolve(found, retryable=False, hint=_BILLING)
+        return attrs.evolve(found, kind=kind, retryable=False, hint=_BILLING)
     if code == "overloaded_error":
-        return attrs.evolve(found, kind=TransientError, retryable=True, hint=_OVERLOADED)
-    if code == "timeout_error" and status >= 500:
-        return attrs.evolve(found, kind=BackendTimeoutError)
-    return found
-
-
-def stream_error(data: Mapping[str, Any], backend: str) -> BackendError:
-    """The error an ``error`` event stands for: its type's class (see :data:`ERROR_TYPES`);
-    ``overloaded_error`` and ``api_error`` are retryable, like their HTTP statuses."""
-    inner = data.get("error")
-    inner = inner if isinstance(inner, Mapping) else {}
-    code, message = inner.get("type"), inner.get("message")
-    code = code if isinstance(code, str) and code else None
-    message = message if isinstance(message, str) else ""
-    kind = ERROR_TYPES.get(code or "", TransientError)
-    request_id = data.get("request_id")
-    return kind(
-        f"mid-stream {code or 'error'}: {redact(' '.join(message.split()))}".rstrip(": "),
-        backend=backend,
-        request_id=request_id if isinstance(request_id, str) else None,
-        retryable=False if code == "billing_error" else None,
-        hint=_hint(code) or HINTS.get(kind),
-    )
+        return attrs.evolve(found, kind=kind, retryable=True, hint=_OVERLOADED)
+    return attrs.evolve(found, kind=kind) if kind is not None else found

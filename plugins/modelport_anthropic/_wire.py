@@ -23,9 +23,7 @@ from modelport import (
     VisionRequest,
 )
 from modelport.errors import ImageError, ResponseError
-from modelport.http import Event
-
-from ._errors import stream_error
+from modelport.http import Event, HTTPClient
 
 __all__ = [
     "STOP_REASONS",
@@ -267,16 +265,23 @@ class StreamReader:
     ``message_start`` gives the model and the input usage, ``message_delta`` the stop reason
     and the cumulative usage; ``ping``, ``content_block_stop``, deltas other than text
     (thinking, signature, tool input, citations) and event types this reader does not know are
-    skipped; an ``error`` event raises the error it stands for.
+    skipped; an ``error`` event raises what ``http`` maps it to, with the request id of the
+    event or else of the response (:meth:`opened` keeps it).
     """
 
-    __slots__ = ("backend", "model", "stop_reason", "usage")
+    __slots__ = ("backend", "http", "model", "request_id", "stop_reason", "usage")
 
-    def __init__(self, backend: str, model: str) -> None:
-        self.backend = backend
+    def __init__(self, http: HTTPClient, model: str) -> None:
+        self.http = http
+        self.backend = http.backend
         self.model = model
+        self.request_id: str | None = None
         self.stop_reason: str | None = None
         self.usage: dict[str, Any] = {}
+
+    def opened(self, headers: Mapping[str, str]) -> None:
+        """The stream's response is open: keep its request id."""
+        self.request_id = self.http.request_id(headers)
 
     def _usage(self, usage: Any) -> None:
         if isinstance(usage, Mapping):
@@ -291,6 +296,7 @@ class StreamReader:
             raise ResponseError(
                 f"the stream sent an event that is not an object: {event.data[:80]!r}",
                 backend=self.backend,
+                request_id=self.request_id,
             )
         kind = data.get("type") or event.name
         if kind == "content_block_delta":  # the hot path first
@@ -318,7 +324,10 @@ class StreamReader:
                 usage=usage_from_json(self.usage),
             )
         elif kind == "error":
-            raise stream_error(data, self.backend)
+            request_id = data.get("request_id")
+            if not isinstance(request_id, str) or not request_id:
+                request_id = self.request_id
+            raise self.http.event_error(data, request_id=request_id)
         return None
 
 

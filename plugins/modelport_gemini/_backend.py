@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 
 from modelport import BackendContext, ChatRequest, ModelInfo, Reply, StreamDelta, VisionRequest
 from modelport.flows import Flow, ItemFlow, twin, twin_iter
-from modelport.http import Request
+from modelport.http import HTTPClient, Request
 from modelport.logs import redact
 
-from ._errors import GeminiHTTP, hints, read_gemini_error
+from ._errors import hints, read_gemini_error
 from ._settings import GeminiSettings, key_variable
 from ._wire import StreamReader, generate_call, is_last, model_page, reply, vision_chat
 
@@ -30,7 +30,7 @@ class GeminiBackend:
         self.name, self.settings = context.name, context.settings
         self.key_env = key_variable(self.settings, context.env)
         key = context.secret(self.key_env).reveal()  # MissingSecretError names the variable
-        self.http = GeminiHTTP(
+        self.http = HTTPClient(
             self.name,
             self.settings.base_url.rstrip("/"),
             headers={**self.settings.headers, "x-goog-api-key": key},  # never in the URL
@@ -69,7 +69,7 @@ class GeminiBackend:
     def _stream(self, request: ChatRequest) -> ItemFlow[StreamDelta]:
         model = request.model or self.settings.model
         call = generate_call(self.name, request, model, self.settings.options, stream=True)
-        yield from self.http.stream(call, feed=StreamReader(model), finished=is_last)
+        yield from self.http.stream(call, feed=StreamReader(model, self.http), finished=is_last)
 
     def _models(self) -> Flow[Sequence[ModelInfo]]:
         models: list[ModelInfo] = []

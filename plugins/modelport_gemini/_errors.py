@@ -9,12 +9,11 @@ with 400 ``INVALID_ARGUMENT`` (an :class:`~modelport.errors.AuthenticationError`
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import attrs
 
 from modelport.errors import (
     AuthenticationError,
@@ -22,12 +21,10 @@ from modelport.errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
-    ResponseError,
 )
-from modelport.http import HTTPClient, VendorError, error_class, read_error
-from modelport.logs import redact
+from modelport.http import VendorError, read_error
 
-__all__ = ["GeminiHTTP", "hints", "read_gemini_error", "retry_delay", "stream_error"]
+__all__ = ["event_status", "hints", "read_gemini_error", "retry_delay"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
 _BAD_KEY = re.compile(r"API key (not valid|expired|invalid)", re.IGNORECASE)
@@ -67,34 +64,23 @@ def retry_delay(body: Any) -> float | None:
 
 
 def read_gemini_error(status: int, body: Any) -> VendorError | None:
-    """The kit's ``read_error`` hook: Google's body, and a bad key answered with a 400."""
+    """The kit's ``read_error`` hook: Google's body, its ``RetryInfo`` as the wait, and a bad
+    key answered with a 400."""
     found = read_error(status, body)
     if found is None:
         return None
+    found = attrs.evolve(found, retry_after=retry_delay(body))
     reasons = {str(d.get("reason")) for d in _details(body)}
     if status == 400 and ("API_KEY_INVALID" in reasons or _BAD_KEY.search(found.message)):
-        return VendorError(found.message, code=found.code, kind=AuthenticationError)
+        return attrs.evolve(found, kind=AuthenticationError)
     if status == 400 and found.code == "FAILED_PRECONDITION":
         hint = "Google refuses the call from here: check the key's region and billing"
-        return VendorError(found.message, code=found.code, hint=hint)
+        return attrs.evolve(found, hint=hint)
     return found
 
 
-class GeminiHTTP(HTTPClient):
-    """The kit's client, with Google's ``RetryInfo`` as ``retry_after`` when no header says."""
-
-    def status_error(self, response: httpx.Response) -> BackendError:
-        error = super().status_error(response)
-        if error.retry_after is None:
-            with contextlib.suppress(ValueError, RecursionError):
-                error.retry_after = retry_delay(response.json())
-        return error
-
-
-def stream_error(backend: str, body: Mapping[str, Any]) -> BackendError:
-    """The error for a ``{"error": ...}`` event sent in place of a chunk mid-stream."""
-    error = _error(body)
-    code = error.get("code")
-    kind = error_class(code) if isinstance(code, int) and code >= 400 else ResponseError
-    message = redact(" ".join(str(error.get("message") or "no message").split()))
-    return kind(f"the stream broke off: {message}", backend=backend, retry_after=retry_delay(body))
+def event_status(body: Any) -> int | None:
+    """The HTTP status an ``{"error": ...}`` event sent mid-stream names (its ``code``), if
+    any."""
+    code = _error(body).get("code")
+    return code if isinstance(code, int) and not isinstance(code, bool) and code >= 400 else None

@@ -22,9 +22,9 @@ from modelport import (
     VisionRequest,
 )
 from modelport.errors import ResponseError, UnsupportedError
-from modelport.http import Event, Request
+from modelport.http import Event, HTTPClient, Request
 
-from ._errors import stream_error
+from ._errors import event_status
 
 __all__ = [
     "FILTERED",
@@ -220,17 +220,19 @@ def reply(backend: str, answer: Any, model: str, *, structured: bool) -> Reply:
 
 class StreamReader:
     """The events of a ``streamGenerateContent?alt=sse`` answer as deltas; the chunk with a
-    ``finishReason`` is the last, and carries the usage."""
+    ``finishReason`` is the last, and carries the usage; an ``{"error": ...}`` event raises
+    what ``http`` maps it to."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, http: HTTPClient) -> None:
         self.model = model
+        self.http = http
         self.usage: Usage | None = None
         self.started = False  # whether any text came
 
     def __call__(self, event: Event) -> StreamDelta | None:
         chunk = _object(event.backend, event.json())
         if "error" in chunk:
-            raise stream_error(event.backend, chunk)
+            raise self.http.event_error(chunk, status=event_status(chunk))
         if "usageMetadata" in chunk:
             self.usage = usage(chunk["usageMetadata"])
         candidate = _candidate(event.backend, chunk, required=False)

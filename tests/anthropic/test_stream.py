@@ -21,6 +21,7 @@ from modelport.errors import (
 )
 
 from .conftest import (
+    KEY,
     MODEL,
     MakeAsyncHub,
     MakeHub,
@@ -156,7 +157,21 @@ def test_an_error_event_mid_stream_is_mapped(
     assert type(caught.value) is cls
     assert caught.value.retryable is retryable
     assert caught.value.request_id == "req_x"
-    assert f"mid-stream {kind}: Overloaded" in str(caught.value)
+    assert "the server failed mid-stream: Overloaded" in str(caught.value)
+
+
+def test_an_error_event_without_a_request_id_carries_the_stream_s(
+    api: respx.MockRouter, make_hub: MakeHub
+) -> None:
+    failure = {"type": "api_error", "message": f"Internal error {KEY}"}
+    events = [message_start(), *text_events("Hel"), event("error", error=failure)]
+    api.post("/v1/messages").mock(return_value=sse(*events))  # its request-id: req_stream
+    chat = make_hub().backend("chat")
+    with pytest.raises(TransientError) as caught:
+        list(chat.stream(ChatRequest([Message("user", "hi")])))
+    assert caught.value.request_id == "req_stream"
+    assert KEY not in str(caught.value)
+    assert "Internal error" in str(caught.value)
 
 
 def test_an_overloaded_stream_fails_after_its_first_delta_and_stores_nothing(
@@ -167,7 +182,7 @@ def test_an_overloaded_stream_fails_after_its_first_delta_and_stores_nothing(
     route = api.post("/v1/messages").mock(return_value=sse(*events))
     hub = make_hub()
     stream = hub.stream("hi")
-    with pytest.raises(TransientError, match="overloaded") as caught:
+    with pytest.raises(TransientError, match="mid-stream: Overloaded") as caught:
         list(stream)
     assert "overloaded" in (caught.value.hint or "")
     assert route.call_count == 1  # not retried: text was already given out

@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -35,6 +35,7 @@ from modelport.errors import (
 from modelport.flows import Flow, ItemFlow, twin, twin_iter
 from modelport.http import (
     STATUS_ERRORS,
+    Answer,
     Event,
     Framing,
     HTTPClient,
@@ -69,6 +70,10 @@ class Acme:
         response: httpx.Response = yield self.http.send(request)
         return response
 
+    def _fetch(self, request: Request) -> Flow[Answer]:
+        answer: Answer = yield self.http.fetch(request)
+        return answer
+
     def _events(
         self,
         request: Request,
@@ -77,11 +82,15 @@ class Acme:
         feed: Callable[[Event], Any] = lambda event: event,
         end: Callable[[], Any] | None = None,
         finished: Callable[[Any], bool] | None = None,
+        on_open: Callable[[Mapping[str, str]], None] | None = None,
     ) -> ItemFlow[Any]:
-        yield from self.http.stream(request, framing=framing, feed=feed, end=end, finished=finished)
+        yield from self.http.stream(
+            request, framing=framing, feed=feed, end=end, finished=finished, on_open=on_open
+        )
 
     get, aget = twin(_get)
     send, asend = twin(_send)
+    fetch, afetch = twin(_fetch)
     events, aevents = twin_iter(_events)
 
 
@@ -199,15 +208,23 @@ def chunked(data: bytes, size: int) -> list[bytes]:
 
 
 def serve(
-    api: respx.MockRouter, path: str, data: bytes, *, size: int = 1 << 20, **kwargs: Any
+    api: respx.MockRouter,
+    path: str,
+    data: bytes,
+    *,
+    size: int = 1 << 20,
+    headers: Mapping[str, str] | None = None,
+    **kwargs: Any,
 ) -> list[Body]:
-    """Stream ``data`` at ``path`` in chunks of ``size``; the bodies served are listed."""
+    """Stream ``data`` at ``path`` in chunks of ``size`` (with ``headers`` too); the bodies
+    served are listed."""
     bodies: list[Body] = []
 
     def respond(request: httpx.Request) -> httpx.Response:
         body = Body(chunked(data, size), **kwargs)
         bodies.append(body)
-        return httpx.Response(200, stream=body, headers={"content-type": "text/event-stream"})
+        sent = {"content-type": "text/event-stream", **(headers or {})}
+        return httpx.Response(200, stream=body, headers=sent)
 
     api.post(path).mock(side_effect=respond)
     return bodies
@@ -253,6 +270,47 @@ def test_json_round_trip_applies_base_url_params_headers_and_timeouts(
         "write": 30.0,
         "pool": 30.0,
     }
+
+
+def test_fetch_answers_the_data_the_request_id_and_the_headers(
+    mode: Mode, api: respx.MockRouter, acme: Acme
+) -> None:
+    api.post("/chat").mock(
+        return_value=httpx.Response(
+            200, json={"answer": 42}, headers={"request-id": "req-f", "x-quota": "9"}
+        )
+    )
+    answer = mode.call(acme, "fetch", Request("POST", "/chat", json={"q": "hi"}))
+    assert isinstance(answer, Answer)
+    assert answer.data == {"answer": 42}
+    assert answer.request_id == "req-f"
+    assert answer.headers["x-quota"] == "9"
+    assert answer.headers["X-Quota"] == "9"  # the response's headers: any case
+
+    api.get("/bare").mock(return_value=httpx.Response(200, json=[1]))
+    bare = mode.call(acme, "fetch", Request("GET", "/bare"))
+    assert (bare.data, bare.request_id) == ([1], None)
+
+
+def test_fetch_raises_like_json(mode: Mode, api: respx.MockRouter, acme: Acme) -> None:
+    api.get("/gone").mock(
+        return_value=httpx.Response(
+            404, json={"error": {"message": "no"}}, headers={"request-id": "r"}
+        )
+    )
+    api.get("/html").mock(return_value=httpx.Response(200, text="<html>portal</html>"))
+    with pytest.raises(NotFoundError) as caught:
+        mode.call(acme, "fetch", Request("GET", "/gone"))
+    assert caught.value.request_id == "r"
+    with pytest.raises(ResponseError, match="not JSON"):
+        mode.call(acme, "fetch", Request("GET", "/html"))
+
+
+def test_the_request_id_of_headers() -> None:
+    http = make_http(request_id_headers=["acme-trace", "x-request-id"])
+    assert http.request_id({"x-request-id": "b", "acme-trace": "a"}) == "a"
+    assert http.request_id(httpx.Headers({"X-Request-Id": "b"})) == "b"
+    assert http.request_id({"acme-trace": ""}) is None
 
 
 def test_send_answers_the_response(mode: Mode, api: respx.MockRouter, acme: Acme) -> None:
@@ -499,6 +557,36 @@ def test_retry_after_is_read_from_the_answer(
 ) -> None:
     api.get("/x").mock(return_value=httpx.Response(429, headers=headers))
     error = error_of(mode, acme, Request("GET", "/x"))
+    assert error.retry_after == seconds
+
+
+def wait_in_body(status: int, body: Any) -> VendorError | None:
+    """A ``read_error`` hook that reads the wait a body asks for (``"wait_s"``)."""
+    found = read_error(status, body)
+    wait = body.get("wait_s") if isinstance(body, dict) else None
+    if found is None or not isinstance(wait, int | float):
+        return found
+    return VendorError(found.message, code=found.code, retry_after=float(wait))
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({}, 30.0),  # no header: the body's wait
+        ({"retry-after": "2"}, 2.0),  # a header says: the body's is ignored
+        ({"retry-after-ms": "250"}, 0.25),
+        ({"retry-after": "0"}, 0.0),
+        ({"retry-after": "soon"}, 30.0),  # an unreadable header says nothing
+    ],
+)
+def test_the_body_s_wait_counts_when_no_header_says(
+    mode: Mode, api: respx.MockRouter, headers: dict[str, str], seconds: float
+) -> None:
+    acme = Acme(make_http(read_error=wait_in_body))
+    body = {"error": {"message": "quota"}, "wait_s": 30}
+    api.get("/x").mock(return_value=httpx.Response(429, json=body, headers=headers))
+    error = error_of(mode, acme, Request("GET", "/x"))
+    assert type(error) is RateLimitedError
     assert error.retry_after == seconds
 
 
@@ -802,6 +890,154 @@ def test_closing_a_stream_early_closes_the_response(
     assert len(bodies) == 2
     assert all(body.closed for body in bodies)
     assert all(body.sent < len(body.chunks) for body in bodies)
+
+
+# --- errors inside a stream, and its headers -----------------------------------------------------
+
+
+def test_on_open_gets_the_headers_before_the_first_item(
+    mode: Mode, api: respx.MockRouter, acme: Acme
+) -> None:
+    serve(api, "/s", b"data: a\n\ndata: b\n\n", headers={"x-request-id": "req-o"})
+    seen: list[Any] = []
+
+    def feed(event: Event) -> str:
+        seen.append(event.data)
+        return event.data
+
+    def on_open(headers: Mapping[str, str]) -> None:
+        seen.append(("open", headers["X-Request-Id"], acme.http.request_id(headers)))
+
+    items, error = mode.items(acme, Request("POST", "/s"), feed=feed, on_open=on_open)
+    assert (items, error) == (["a", "b"], None)
+    assert seen == [("open", "req-o", "req-o"), "a", "b"]
+
+
+def test_on_open_is_not_called_for_an_error_status(
+    mode: Mode, api: respx.MockRouter, acme: Acme
+) -> None:
+    api.post("/s").mock(return_value=httpx.Response(503, headers={"x-request-id": "req-e"}))
+    opened: list[Mapping[str, str]] = []
+    items, error = mode.items(acme, Request("POST", "/s"), on_open=opened.append)
+    assert (items, opened) == ([], [])
+    assert isinstance(error, TransientError)
+    assert error.request_id == "req-e"
+
+
+class ErrorEvents:
+    """A ``feed`` (and ``on_open``) that maps ``{"error": ...}`` events with ``event_error``,
+    the status being the event's ``"status"`` and the request id the response's."""
+
+    def __init__(self, http: HTTPClient) -> None:
+        self.http = http
+        self.request_id: str | None = None
+
+    def on_open(self, headers: Mapping[str, str]) -> None:
+        self.request_id = self.http.request_id(headers)
+
+    def __call__(self, event: Event) -> Any:
+        data = event.json()
+        if "error" in data:
+            status = data.get("status")
+            raise self.http.event_error(data, status=status, request_id=self.request_id)
+        return data
+
+
+def stream_error(
+    mode: Mode, api: respx.MockRouter, acme: Acme, error: Any, **headers: str
+) -> BackendError:
+    """The error a stream that sends one item and then ``error`` ends with."""
+    serve(api, "/s", f"data: {{}}\n\ndata: {json.dumps(error)}\n\n".encode(), headers=headers)
+    events = ErrorEvents(acme.http)
+    items, failure = mode.items(acme, Request("POST", "/s"), feed=events, on_open=events.on_open)
+    assert items == [{}]
+    assert isinstance(failure, BackendError)
+    return failure
+
+
+def test_an_error_event_is_transient_by_default(
+    mode: Mode, api: respx.MockRouter, acme: Acme
+) -> None:
+    error = stream_error(
+        mode, api, acme, {"error": {"message": "the model\ncrashed"}}, **{"x-request-id": "req-m"}
+    )
+    assert type(error) is TransientError
+    assert error.retryable is True
+    assert error.status is None
+    assert error.request_id == "req-m"
+    assert error.hint == "the server failed; retry later"
+    assert "acme: the server failed mid-stream: the model crashed (request id req-m)" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"),
+    [(429, RateLimitedError, True), (400, InvalidRequestError, False), (503, TransientError, True)],
+)
+def test_an_error_event_with_a_status_maps_like_the_status(
+    mode: Mode,
+    api: respx.MockRouter,
+    acme: Acme,
+    status: int,
+    kind: type[BackendError],
+    retryable: bool,
+) -> None:
+    error = stream_error(mode, api, acme, {"error": {"message": "no"}, "status": status})
+    assert type(error) is kind
+    assert error.retryable is retryable
+    assert error.status is None  # the response's status was 200
+    assert error.request_id is None
+
+
+def test_an_error_event_without_a_message_shows_its_body(
+    mode: Mode, api: respx.MockRouter, acme: Acme
+) -> None:
+    error = stream_error(mode, api, acme, {"error": {"reason": "crash"}})
+    assert type(error) is TransientError
+    assert 'mid-stream: {"error": {"reason": "crash"}}' in str(error)
+
+
+def test_an_error_event_goes_through_the_hook(mode: Mode, api: respx.MockRouter) -> None:
+    seen: list[tuple[int, Any]] = []
+
+    def acme_error(status: int, body: Any) -> VendorError | None:
+        seen.append((status, body))
+        found = read_error(status, body)
+        if found is not None and found.code == "no_credit":
+            return VendorError(
+                found.message,
+                code=found.code,
+                kind=PermissionDeniedError,
+                retryable=False,
+                hint="add credit",
+                retry_after=5.0,
+            )
+        if found is not None and found.code == "busy":
+            return VendorError(found.message, retryable=False)
+        return found
+
+    acme = Acme(make_http(read_error=acme_error))
+    credit = {"error": {"message": "no credit left", "type": "no_credit"}}
+    error = stream_error(mode, api, acme, credit)
+    assert type(error) is PermissionDeniedError
+    assert (error.retryable, error.hint, error.retry_after) == (False, "add credit", 5.0)
+    assert "mid-stream: no credit left" in str(error)
+    assert seen == [(500, credit)]  # no status: the hook reads it as a 500
+
+    busy = {"error": {"message": "busy", "code": "busy"}, "status": 529}
+    error = stream_error(mode, api, acme, busy)
+    assert type(error) is TransientError
+    assert error.retryable is False  # the hook's word over the class's default
+    assert seen[-1] == (529, busy)
+
+
+def test_an_error_event_masks_secrets(mode: Mode, api: respx.MockRouter, acme: Acme) -> None:
+    echo = f"bad key {API_KEY} with Bearer {TOKEN} at {BASE}/chat?key={QUERY_KEY}"
+    error = stream_error(mode, api, acme, {"error": {"message": echo}})
+    assert_no_secret(str(error), repr(error), error.hint or "")
+    assert "bad key" in str(error)
+    plain = make_http().event_error(f"raw text {TOKEN}")  # a body that is not JSON
+    assert_no_secret(str(plain))
+    assert "mid-stream: raw text" in str(plain)
 
 
 # --- secrets -------------------------------------------------------------------------------------

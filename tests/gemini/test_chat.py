@@ -19,6 +19,7 @@ from modelport.errors import (
     MissingSecretError,
     RateLimitedError,
     ResponseError,
+    TransientError,
 )
 
 from .conftest import (
@@ -36,6 +37,7 @@ from .conftest import (
     event,
     no_key_in_urls,
     ok,
+    retry_info,
     sent,
     sse,
 )
@@ -271,8 +273,21 @@ def test_an_error_event_mid_stream_is_mapped(api: respx.MockRouter, make: MakeCa
         "error": {"code": 429, "message": "Resource exhausted.", "status": "RESOURCE_EXHAUSTED"}
     }
     api.post(STREAM).mock(return_value=sse(chunk("Hel"), event(busy)))
-    with pytest.raises(RateLimitedError, match="the stream broke off: Resource exhausted"):
+    with pytest.raises(RateLimitedError, match="the server failed mid-stream: Resource exhausted"):
         make().stream("hi")
+
+
+def test_an_error_event_without_a_status_is_transient_and_keeps_its_retry_info(
+    api: respx.MockRouter, make: MakeCaller
+) -> None:
+    broken = {"error": {"message": f"Internal error {KEY}", "details": [retry_info("7s")]}}
+    route = api.post(STREAM).mock(return_value=sse(chunk("Hel"), event(broken)))
+    with pytest.raises(TransientError, match="mid-stream: Internal error") as caught:
+        make().stream("hi")
+    assert caught.value.retryable is True
+    assert caught.value.retry_after == 7.0
+    assert KEY not in str(caught.value)
+    assert route.call_count == 1  # never retried after the first delta
 
 
 # --- models ------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from modelport import ChatOptions, Hub, Image, Settings, load_settings
 from modelport.errors import (
     AuthenticationError,
     BackendConnectionError,
+    ConfigError,
     MissingSecretError,
     NotFoundError,
     RateLimitedError,
@@ -249,6 +250,17 @@ def test_a_missing_token_names_the_variable_and_the_token_never_shows(
     backend = hub.backend("chat")
     assert TOKEN not in repr(backend)
     assert TOKEN not in str(caught.value)
+
+
+def test_a_timeout_that_is_not_positive_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(CONFIG.replace('keep_alive = "10m"', "timeout_s = -1"))
+    hub = Hub(load_settings(config, env={}), env={"OLLAMA_PROXY_TOKEN": TOKEN})
+    with pytest.raises(ConfigError) as caught:
+        hub.backend("chat")
+    assert caught.value.key == "backends.ollama-native.timeout_s"
+    assert "key 'backends.ollama-native.timeout_s': must be > 0, not -1" in str(caught.value)
+    assert str(config) in str(caught.value)
 
 
 def _encoded(image: object, kind: str) -> bytes:

@@ -5,11 +5,6 @@ from __future__ import annotations
 import attrs
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"must be more than 0, not {value}")
-
-
 @attrs.frozen
 class OllamaSettings:
     """Where the Ollama server is and which models to use.
@@ -26,6 +21,6 @@ class OllamaSettings:
     base_url: str = "http://localhost:11434"
     model: str = "llama3.2"
     vision_model: str = "llava"
-    timeout_s: float = attrs.field(default=120.0, validator=_positive)
+    timeout_s: float = attrs.field(default=120.0, validator=attrs.validators.gt(0))
     keep_alive: str | None = None
     api_key_env: str = ""
