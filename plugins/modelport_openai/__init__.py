@@ -3,7 +3,8 @@ HTTP backend kit (the ``openai`` SDK for the Files API), for OpenAI and any Open
 server.
 
 It offers one backend per preset (``openai``, the default for chat, vision and training;
-``azure``; and ``ollama``, ``vllm``, ``llamacpp``, ``lmstudio`` for local servers), all
+``azure``; ``together``, which fine-tunes over Together's own API (:mod:`._together`); the other
+hosted servers; and ``ollama``, ``vllm``, ``llamacpp``, ``lmstudio`` for local servers), all
 configured by the same keys (:class:`OpenAISettings`). Importing this module imports neither
 the SDK nor an HTTP client: they load when a backend is first used.
 """
@@ -23,6 +24,10 @@ __all__ = ["PRESETS", "OpenAIBackend", "OpenAISettings", "Preset", "modelport_re
 
 
 def _build(context: BackendContext[OpenAISettings]) -> OpenAIBackend:
+    if context.name == "together":  # fine-tunes over Together's own API
+        from ._together import TogetherBackend
+
+        return TogetherBackend(context)
     from ._backend import OpenAIBackend
 
     return OpenAIBackend(context)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import PurePath
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
@@ -129,17 +129,30 @@ class OpenAIBackend:
         self._dropped_logged: set[tuple[str, tuple[str, ...]]] = set()
         #: Today's date (UTC); tests replace it to see the fine-tuning closure either side.
         self.today: Callable[[], date] = _utc_today
+        if self._example_token_limit is not None:
+            self.example_token_limit = self._example_token_limit
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(name={self.name!r}, base_url={redact(self.config.base_url)!r})"
 
     #: The fewest training examples OpenAI accepts.
     min_examples = 10
-    #: Tokens per training example; longer ones are truncated (gpt-4o-mini, gpt-4.1).
-    example_token_limit = 65_536
+    #: Tokens per training example; longer ones are truncated (gpt-4o-mini, gpt-4.1). An
+    #: instance attribute, set from ``_example_token_limit``: a subclass whose limit depends on
+    #: the model (Together's) sets that to ``None`` and then has no ``example_token_limit``.
+    example_token_limit: int
+    _example_token_limit: ClassVar[int | None] = 65_536
 
     #: The image formats the API takes; the core re-encodes anything else.
     media_types = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+
+    @property
+    def training_media_types(self) -> frozenset[str]:
+        """The image types vision fine-tuning takes (OpenAI's and Azure's fine-tuning API;
+        none for other servers): datasets built from dialogues keep such images."""
+        if self.config.preset.name not in ("openai", "azure"):
+            return frozenset()
+        return frozenset({"image/png", "image/jpeg", "image/webp"})
 
     @property
     def accepts_urls(self) -> bool:

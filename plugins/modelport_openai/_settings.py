@@ -230,8 +230,9 @@ PRESETS: Mapping[str, Preset] = {
         ),
         Preset(
             name="together",
-            description="Together AI's OpenAI-compatible API (open models)",
-            capabilities=_CHAT_VISION,
+            description="Together AI: chat and vision (OpenAI-compatible API, open models), "
+            "fine-tuning (Together's own API)",
+            capabilities=_ALL,
             model="meta-llama/Llama-3.3-70B-Instruct-Turbo",
             api_key_env="TOGETHER_API_KEY",
             require_key=True,

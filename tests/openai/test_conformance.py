@@ -4,7 +4,7 @@ with respx at the transport."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 import respx
 
 import modelport_openai
+from modelport import Usage
 from modelport.testing.conformance import (
     ChatConformance,
     TrainingConformance,
@@ -64,6 +65,51 @@ class TestOpenAIChat(ChatConformanceRouter, ChatConformance):
             return ok(completion(text))
 
         self.api.post("/chat/completions").mock(side_effect=answer)
+
+    def arrange_stream(
+        self,
+        pieces: Sequence[str],
+        *,
+        usage: Usage | None = None,
+        cut: bool = False,
+        error_mid_stream: bool = False,
+    ) -> None:
+        events = [chunk(p) for p in pieces]
+        if error_mid_stream:
+            events.append(f"data: {json.dumps({'error': {'message': 'overloaded'}})}\n\n")
+        elif not cut:
+            events.append(chunk(finish="stop"))
+            if usage is not None:
+                events.append(chunk(usage=_usage(usage)))
+        reply = sse(*events, done=not (cut or error_mid_stream))
+        self.api.post("/chat/completions").mock(return_value=reply)
+
+    def arrange_complete(self, text: str, *, usage: Usage) -> None:
+        body = completion(text, usage=_usage(usage))
+        self.api.post("/chat/completions").mock(return_value=ok(body))
+
+    def arrange_rate_limit(self, retry_after: float) -> None:
+        reply = error(429, "slow down", **{"retry-after": str(retry_after)})
+        self.api.post("/chat/completions").mock(return_value=reply)
+
+    def last_request_messages(self) -> Sequence[tuple[str, str]]:
+        body = json.loads(self.api.calls.last.request.content)
+        return [(m["role"], _content(m["content"])) for m in body["messages"]]
+
+
+def _usage(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def _content(content: str | list[dict[str, Any]]) -> str:
+    """A message's text, whether sent as a string or as parts."""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content)
 
 
 class TestOpenAIVision(ChatConformanceRouter, VisionConformance):
