@@ -104,6 +104,9 @@ STATUS_ERRORS: Mapping[int, type[BackendError]] = {
     429: RateLimitedError,
 }
 
+#: Lines read after a stream's finished item, so that its connection can be reused.
+_DRAIN_LINES = 16
+
 #: Connections per async pool; ``max_connections`` is split into pools of this size.
 CONNECTIONS_PER_POOL = 8
 
@@ -594,7 +597,13 @@ class HTTPClient:
                 yield item
                 done = finished is not None and finished(item)
         else:
-            return  # finished: the rest of the body is not read
+            # Finished. What is left of the body (a closing blank line, a last ping) is read
+            # so the connection goes back to the pool; a body that goes on regardless is cut
+            # (its connection closed), never waited for.
+            for _ in range(_DRAIN_LINES):
+                if (yield lines) is None:
+                    break
+            return
         if (event := decoder.end()) is not None and (item := feed(event)) is not None:
             yield item
             done = finished is not None and finished(item)

@@ -796,8 +796,10 @@ def done(item: Any) -> bool:
     return bool(item.get("done"))
 
 
-def test_finished_stops_reading(mode: Mode, api: respx.MockRouter, acme: Acme) -> None:
-    body = b'{"n": 1}\n{"n": 2, "done": true}\nnot json: never read\n'
+def test_finished_ends_the_items_and_the_short_rest_is_read_not_fed(
+    mode: Mode, api: respx.MockRouter, acme: Acme
+) -> None:
+    body = b'{"n": 1}\n{"n": 2, "done": true}\nnot json: never fed\n'
     bodies = serve(api, "/s", body, size=8)
     items, error = mode.items(
         acme,
@@ -808,6 +810,24 @@ def test_finished_stops_reading(mode: Mode, api: respx.MockRouter, acme: Acme) -
     )
     assert error is None
     assert items == [{"n": 1}, {"n": 2, "done": True}]
+    assert bodies[0].closed
+    assert bodies[0].sent == len(bodies[0].chunks)  # read to its end: the connection is reusable
+
+
+def test_a_body_that_goes_on_after_finished_is_cut_not_waited_for(
+    mode: Mode, api: respx.MockRouter, acme: Acme
+) -> None:
+    body = b'{"n": 1, "done": true}\n' + b'{"ping": 1}\n' * 200
+    bodies = serve(api, "/s", body, size=12)
+    items, error = mode.items(
+        acme,
+        Request("POST", "/s"),
+        framing="ndjson",
+        feed=lambda event: event.json(),
+        finished=done,
+    )
+    assert error is None
+    assert items == [{"n": 1, "done": True}]
     assert bodies[0].closed
     assert bodies[0].sent < len(bodies[0].chunks)
 
