@@ -12,9 +12,25 @@ import httpx
 import pytest
 import respx
 
+from modelport import Usage
 from modelport.testing.conformance import ChatConformance, VisionConformance
 
-from .conftest import BASE, ERRORS, KEY, MODEL, PLUGINS, error, message, ok, sse, streamed
+from .conftest import (
+    BASE,
+    ERRORS,
+    KEY,
+    MODEL,
+    PLUGINS,
+    error,
+    event,
+    message,
+    message_end,
+    message_start,
+    ok,
+    sse,
+    streamed,
+    text_events,
+)
 
 STATUS = {"auth": 401, "rate_limit": 429, "server": 500, "bad_request": 400}
 
@@ -59,6 +75,42 @@ class TestAnthropicChat(AnthropicFake, ChatConformance):
             return ok(message(text))
 
         self.api.post("/v1/messages").mock(side_effect=answer)
+
+    def arrange_stream(
+        self,
+        pieces: Sequence[str],
+        *,
+        usage: Usage | None = None,
+        cut: bool = False,
+        error_mid_stream: bool = False,
+    ) -> None:
+        tokens = usage or Usage(25, 15)
+        events = [message_start(input_tokens=tokens.prompt_tokens), *text_events(*pieces)]
+        if error_mid_stream:
+            events.append(event("error", error={"type": "overloaded_error", "message": "busy"}))
+        elif not cut:
+            events += message_end(output_tokens=tokens.completion_tokens)
+        self.api.post("/v1/messages").mock(return_value=sse(*events))
+
+    def arrange_complete(self, text: str, *, usage: Usage) -> None:
+        tokens = {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
+        self.api.post("/v1/messages").mock(return_value=ok(message(text, usage=tokens)))
+
+    def arrange_rate_limit(self, retry_after: float) -> None:
+        reply = error(429, ERRORS[429], "slow down", **{"retry-after": str(retry_after)})
+        self.api.post("/v1/messages").mock(return_value=reply)
+
+    def last_request_messages(self) -> Sequence[tuple[str, str]]:
+        body = json.loads(self.api.calls.last.request.content)
+        system = [("system", _text(body["system"]))] if body.get("system") else []
+        return system + [(m["role"], _text(m["content"])) for m in body["messages"]]
+
+
+def _text(content: str | list[dict[str, Any]]) -> str:
+    """The text of a string or of a list of content blocks."""
+    if isinstance(content, str):
+        return content
+    return "".join(block.get("text", "") for block in content)
 
 
 class TestAnthropicVision(AnthropicFake, VisionConformance):

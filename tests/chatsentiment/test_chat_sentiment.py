@@ -284,5 +284,9 @@ class TestChatSentimentConformance(SentimentConformance):
     backend = "chat-sentiment"
     plugins: ClassVar[Sequence[tuple[str, object]]] = [*PLUGINS, ("oracle", _OraclePlugin())]
 
+    settings_that_change_results: ClassVar[Mapping[str, tuple[Any, Any, str]]] = {
+        "max_chars": (4000, 12, "The meeting is at noon, and I love it."),
+    }
+
     def settings(self, tmp_path: Path) -> Mapping[str, Any]:
         return {"chat_backend": "oracle-chat"}

@@ -2,7 +2,8 @@
 
 * Scripted fakes for every capability (:class:`FakeChat`, :class:`FakeVision`,
   :class:`FakeSentiment`, :class:`FakeTrainer`) and an in-memory store (:class:`MemoryStore`),
-  bundled as one plugin by :class:`FakeBackends`.
+  bundled as one plugin by :class:`FakeBackends`; :class:`FakeStatusTrainer`, a trainer
+  without events, is a plugin of its own.
 * :func:`make_test_hub` / :func:`make_test_async_hub`: a hub wired to the fakes, with no config
   file, no entry points, and no real sleeping (waits are recorded in :class:`RecordingSleep`).
 * :func:`block_network`: fails a test that would reach the network.
@@ -15,6 +16,7 @@ fakes (an echoing chat backend, an in-memory store, ...) to try modelport withou
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -27,13 +29,25 @@ from ..hookspecs import hookimpl
 from ..hub import Hub
 from ..plugins import Plugins, make_plugins
 from ..registry import BackendRegistry
-from ._fakes import FakeBackends, FakeChat, FakeSentiment, FakeTrainer, FakeVision, MemoryStore
+from ._fakes import (
+    FakeBackends,
+    FakeChat,
+    FakeSentiment,
+    FakeStatusTrainer,
+    FakeTrainer,
+    FakeVision,
+    MemoryStore,
+)
 from ._network import NetworkBlockedError, block_network
+
+if "pytest" in sys.modules:  # under pytest: let the suites' failed asserts show their values
+    sys.modules["pytest"].register_assert_rewrite("modelport.testing.conformance")
 
 __all__ = [
     "FakeBackends",
     "FakeChat",
     "FakeSentiment",
+    "FakeStatusTrainer",
     "FakeTrainer",
     "FakeVision",
     "MemoryStore",

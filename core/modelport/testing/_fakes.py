@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from ..errors import NotFoundError, RecordNotFoundError, UnsupportedError
+from ..errors import InvalidRequestError, NotFoundError, RecordNotFoundError, UnsupportedError
 from ..hookspecs import hookimpl
 from ..registry import BackendRegistry
 from ..types import (
@@ -349,16 +349,13 @@ class MemoryStore:
         return sorted(found, key=lambda r: r.at)
 
 
-class FakeTrainer(_Script):
-    """A trainer whose jobs move through ``progression`` one step per ``get_job``.
-
-    Script an exception to make the next call (upload, start, ...) raise it. ``uploads`` keeps
-    every uploaded dataset (until ``delete_file`` deletes it). ``upload`` reports its progress
-    in two steps, half and all of the dataset's JSONL bytes.
-    """
+class _FakeJobs(_Script):
+    """What the fake trainers share (see :class:`FakeTrainer`)."""
 
     #: Real trainers commonly want 10 examples or more; one is enough here.
     min_examples = 1
+    #: The backend name the jobs report.
+    backend = "fake-training"
 
     def __init__(
         self,
@@ -408,7 +405,7 @@ class FakeTrainer(_Script):
             )
         job = TrainingJob(
             id=f"ftjob-{next(self._ids)}",
-            backend="fake-training",
+            backend=self.backend,
             base_model=spec.base_model,
             status=self.progression[0],
             created_at=utcnow(),
@@ -438,6 +435,9 @@ class FakeTrainer(_Script):
                 else None,
             )
             self._jobs[job_id] = (job, step)
+        return self._reported(job, step)
+
+    def _reported(self, job: TrainingJob, step: int) -> TrainingJob:
         return job
 
     def list_jobs(self, *, limit: int = 20) -> Sequence[TrainingJob]:
@@ -445,12 +445,28 @@ class FakeTrainer(_Script):
         return [job for job, _ in reversed(self._jobs.values())][:limit]  # newest first
 
     def cancel_job(self, job_id: str) -> TrainingJob:
+        """Cancel the job; a job that has finished raises ``InvalidRequestError``."""
         self._raise_scripted(("cancel_job", job_id))
         job, step = self._job(job_id)
-        if not job.status.is_terminal:
-            job = attrs.evolve(job, status=JobStatus.CANCELLED, finished_at=utcnow())
-            self._jobs[job_id] = (job, step)
+        if job.status.is_terminal:
+            raise InvalidRequestError(
+                f"job {job_id} is already {job.status.value}; there is nothing to cancel",
+                backend=self.backend,
+                status=400,
+            )
+        job = attrs.evolve(job, status=JobStatus.CANCELLED, finished_at=utcnow())
+        self._jobs[job_id] = (job, step)
         return job
+
+
+class FakeTrainer(_FakeJobs):
+    """A trainer whose jobs move through ``progression`` one step per ``get_job``.
+
+    Script an exception to make the next call (upload, start, ...) raise it. ``uploads`` keeps
+    every uploaded dataset (until ``delete_file`` deletes it). ``upload`` reports its progress
+    in two steps, half and all of the dataset's JSONL bytes. A job that succeeded has a
+    ``fine_tuned_model``; ``job_events`` gives one event per status reached.
+    """
 
     def job_events(self, job_id: str) -> Sequence[JobEvent]:
         self._raise_scripted(("job_events", job_id))
@@ -504,3 +520,40 @@ class FakeBackends:
 
 def _constant(backend: object) -> Callable[[Any], object]:
     return lambda _context: backend
+
+
+class FakeStatusTrainer(_FakeJobs):
+    """A :class:`FakeTrainer` for a backend without an events endpoint: no ``job_events``
+    (the hub makes events from the status changes). Its jobs report their progress instead
+    (``step`` of ``total_steps``, ``loss``, ``seconds_left``) while running, and a job that
+    succeeded has a ``result``, an artifact path, and no ``fine_tuned_model``.
+
+    Not among :class:`FakeBackends`: register it as a plugin of its own
+    (``make_test_hub(plugins=[trainer])``), as the backend ``fake-status-training``.
+    """
+
+    backend = "fake-status-training"
+    total_steps = 10
+
+    def _reported(self, job: TrainingJob, step: int) -> TrainingJob:
+        if job.status is JobStatus.RUNNING:
+            done = min(step * 3, self.total_steps)
+            return attrs.evolve(
+                job,
+                step=done,
+                total_steps=self.total_steps,
+                loss=round(2.0 / (1 + done), 4),
+                seconds_left=float(self.total_steps - done),
+            )
+        if job.status is JobStatus.SUCCEEDED:
+            return attrs.evolve(job, fine_tuned_model=None, result=f"/jobs/{job.id}/adapter")
+        return job
+
+    @hookimpl
+    def modelport_register_backends(self, registry: BackendRegistry) -> None:
+        registry.add(
+            self.backend,
+            _constant(self),
+            capabilities=["training"],
+            description="scripted fake trainer without events (modelport.testing)",
+        )

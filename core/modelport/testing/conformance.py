@@ -6,23 +6,33 @@
 
     class TestMyStore(StoreConformance):
         backend = "mystore"                     # the name your plugin registers
-        plugins = [("mystore", my_plugin)]      # or () to load installed entry points
+        plugins = [("mystore", my_plugin)]      # or None to load installed entry points
 
         def settings(self, tmp_path):           # your [backends.mystore] section
             return {"root": str(tmp_path)}
 
-Every suite builds a hub on :func:`modelport.testing.make_test_hub` (the fakes serve the
-other capabilities) with your backend chosen for its capability. This module imports pytest;
-import it only from tests.
+``plugins`` lists the plugin objects to register as ``(name, object)`` pairs; ``()`` registers
+none (the fakes alone), and ``None`` (the default) loads the plugins installed under the
+``modelport`` entry-point group, as your users get them.
 
-* :class:`StoreConformance`: round trips, ordering, paging and filters, missing ids, job
-  records, several threads appending at once, a failed append changing nothing, and (for
-  stores that persist) records outliving the hub and a writer process killed mid-append.
-* :class:`SentimentConformance`: scores in [-1, 1], labels, evidence from the text,
-  determinism, and texts of every kind (empty, emoji, other scripts, long).
-* :class:`ChatConformance`: complete, a stream assembled equals the complete reply, sync and
-  async parity, models, and vendor failures mapped into the core's error tree. You arrange
-  the vendor's answers (a respx route, say) in ``arrange_reply`` and ``arrange_failure``.
+Every suite builds a hub on :func:`modelport.testing.make_test_hub` (the fakes serve the
+other capabilities) with your backend chosen for its capability, and runs with the network
+blocked (:func:`modelport.testing.block_network`: loopback and Unix sockets still work). This
+module imports pytest; import it only from tests. The rules each suite checks are stated, test
+by test, in the backend contracts (``docs/contracts/``).
+
+* :class:`StoreConformance`: round trips, time zones, creation and last-activity times,
+  ordering, paging and totals, filters, message counts, missing ids, job records, several
+  threads appending at once, a failed append changing nothing, and (for stores that
+  persist) records outliving the hub and a writer process killed mid-append.
+* :class:`SentimentConformance`: scores in [-1, 1], labels agreeing with scores, negation,
+  evidence from the text, determinism, texts of every kind (empty, emoji, other scripts,
+  long), and declared settings taking effect.
+* :class:`ChatConformance`: complete, a stream assembled equals the complete reply, system
+  messages sent, usage (on streams too, prompt and completion apart), sync and async parity,
+  models, vendor failures mapped into the core's error tree on ``complete`` and on
+  ``stream``, ``retry-after`` kept, and streams cut short or failing midway raised. You
+  arrange the vendor's answers (a respx route, say) in the ``arrange_*`` hooks.
 * :class:`VisionConformance`: text and structured descriptions, several images at once,
   images through the hub's preparation, sync and async parity, error mapping.
 * :class:`TrainingConformance`: upload, start, follow, list, cancel and events, a job
@@ -31,6 +41,9 @@ import it only from tests.
 
 Every suite also checks that an unknown setting is a :class:`~modelport.errors.ConfigError`
 naming it (set ``validates_settings = False`` for a backend that takes no settings).
+
+A hook a suite offers but your test class does not implement skips the tests that need it,
+saying which hook to write: a suite never passes a check it could not make.
 """
 
 from __future__ import annotations
@@ -44,7 +57,7 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,7 +66,13 @@ import attrs
 import pytest
 
 from ..async_hub import AsyncHub
-from ..backends import HasExampleTokenLimit, HasMediaTypes, HasMinExamples, HasTrainingPrice
+from ..backends import (
+    HasExampleTokenLimit,
+    HasJobEvents,
+    HasMediaTypes,
+    HasMinExamples,
+    HasTrainingPrice,
+)
 from ..errors import (
     AuthenticationError,
     BackendError,
@@ -82,6 +101,7 @@ from ..types import (
     Sentiment,
     SentimentLabel,
     StatusChange,
+    StreamDelta,
     TextPart,
     TrainingDataset,
     TrainingExample,
@@ -89,7 +109,7 @@ from ..types import (
     Usage,
     VisionRequest,
 )
-from . import TINY_PNG, FakeBackends, make_test_async_hub, make_test_hub
+from . import TINY_PNG, FakeBackends, block_network, make_test_async_hub, make_test_hub
 
 __all__ = [
     "ChatConformance",
@@ -107,8 +127,9 @@ class _Conformance:
     backend: ClassVar[str]
     #: The capability the suite checks.
     capability: ClassVar[Capability]
-    #: Plugin objects to register, as ``(name, object)``; ``None`` loads the plugins installed
-    #: under the ``modelport`` entry-point group (what a user of your package gets).
+    #: Plugin objects to register, as ``(name, object)`` pairs; ``()`` registers none (the
+    #: fakes alone serve the hub); ``None`` loads the plugins installed under the
+    #: ``modelport`` entry-point group (what a user of your package gets).
     plugins: ClassVar[Sequence[tuple[str, object]] | None] = None
     #: Whether an unknown key in the backend's section must be a ConfigError.
     validates_settings: ClassVar[bool] = True
@@ -146,6 +167,12 @@ class _Conformance:
         return make_test_async_hub(
             self.fakes, overrides=self.overrides(tmp_path), plugins=self._plugins(), env=self.env()
         )
+
+    @pytest.fixture(autouse=True)
+    def _no_network(self) -> Iterator[None]:
+        """Every check runs with the network blocked: fake the vendor at its transport."""
+        with block_network():
+            yield
 
     @pytest.fixture
     def hub(self, tmp_path: Path) -> Iterator[Hub]:
@@ -203,13 +230,36 @@ class _RemoteConformance(_Conformance):
         retryable: bool,
     ) -> None:
         self.arrange_failure(kind)
-        with pytest.raises(error) as caught:
-            self.call_that_fails(backend_object)
-        assert caught.value.retryable is retryable
-        assert caught.value.backend, "the error does not name its backend"
-        assert caught.value.__cause__ is not None or caught.value.status is not None, (
-            "chain the vendor's error with `raise ... from exc`, or give the HTTP status"
+        _check_failure(lambda: self.call_that_fails(backend_object), error, retryable)
+
+
+def _check_failure(call: Callable[[], object], error: type[BackendError], retryable: bool) -> None:
+    """``call()`` raises ``error``, ``retryable`` or not, naming its backend and its cause."""
+    raised = _raised(call)
+    if raised is None:
+        pytest.fail(f"expected {error.__name__} (retryable={retryable}); the call succeeded")
+    if not isinstance(raised, error):
+        flag = f" (retryable={raised.retryable})" if isinstance(raised, BackendError) else ""
+        pytest.fail(
+            f"expected {error.__name__} (retryable={retryable}), got "
+            f"{type(raised).__name__}{flag}: {raised}"
         )
+    assert raised.retryable is retryable, (
+        f"{type(raised).__name__} has retryable={raised.retryable}; expected {retryable}"
+    )
+    assert raised.backend, "the error does not name its backend"
+    assert raised.__cause__ is not None or raised.status is not None, (
+        "chain the vendor's error with `raise ... from exc`, or give the HTTP status"
+    )
+
+
+def _raised(call: Callable[[], object]) -> Exception | None:
+    """What ``call()`` raises (``None`` when it returns)."""
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    return None
 
 
 # --- storage -----------------------------------------------------------------------------------
@@ -227,6 +277,15 @@ def _in_threads(count: int, work: Callable[[int], None]) -> None:
 def _message(role: str, text: str, minute: int) -> Message:
     at = datetime(2026, 1, 1, 12, minute, tzinfo=UTC)
     return Message(role, text, created_at=at)  # type: ignore[arg-type]
+
+
+def _utc(value: datetime) -> datetime:
+    """``value`` as an aware time (a naive one read as UTC: the time-zone test reports it)."""
+    return value if value.utcoffset() is not None else value.replace(tzinfo=UTC)
+
+
+def _kwargs(kwargs: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
 
 
 class StoreConformance(_Conformance):
@@ -274,8 +333,12 @@ class StoreConformance(_Conformance):
             ("load_job", ("no-such-job",)),
         ]
         for method, args in calls:
-            with pytest.raises(RecordNotFoundError):
-                getattr(store, method)(*args)
+            raised = _raised(lambda: getattr(store, method)(*args))  # noqa: B023 - called at once
+            if not isinstance(raised, RecordNotFoundError):
+                what = "returned" if raised is None else f"raised {type(raised).__name__}: {raised}"
+                pytest.fail(
+                    f"{method}({args[0]!r}) {what}; a missing id must raise RecordNotFoundError"
+                )
 
     def test_delete_removes_the_dialogue(self, backend_object: Any) -> None:
         store = backend_object
@@ -293,18 +356,132 @@ class StoreConformance(_Conformance):
             info = store.create_dialogue(assistant="a" if n % 2 == 0 else "b")
             store.append(info.id, _message("user", f"m{n}", n))
             ids.append(info.id)
-        page = store.list_dialogues(limit=2)
-        assert [i.id for i in page.items] == [ids[4], ids[3]]
-        assert (page.total, page.next_offset) == (5, 2)
-        last = store.list_dialogues(limit=2, offset=4)
-        assert ([i.id for i in last.items], last.next_offset) == ([ids[0]], None)
-        assert [i.id for i in store.list_dialogues(assistant="b").items] == [ids[3], ids[1]]
+        listed = [i.id for i in store.list_dialogues().items]
+        assert listed == ids[::-1], f"expected newest first {ids[::-1]}, got {listed}"
+        page = [i.id for i in store.list_dialogues(limit=2).items]
+        assert page == [ids[4], ids[3]], f"limit=2: expected {[ids[4], ids[3]]}, got {page}"
+        last = [i.id for i in store.list_dialogues(limit=2, offset=4).items]
+        assert last == [ids[0]], f"offset=4: expected {[ids[0]]}, got {last}"
+        b = [i.id for i in store.list_dialogues(assistant="b").items]
+        assert b == [ids[3], ids[1]], f"assistant='b': expected {[ids[3], ids[1]]}, got {b}"
         since = datetime(2026, 1, 1, 12, 2, tzinfo=UTC)
-        assert [i.id for i in store.list_dialogues(since=since).items] == ids[:1:-1]
+        found = [i.id for i in store.list_dialogues(since=since).items]
+        assert found == ids[:1:-1], f"since= (inclusive): expected {ids[:1:-1]}, got {found}"
         until = since + timedelta(seconds=1)
-        assert [i.id for i in store.list_dialogues(until=until).items] == ids[2::-1]
-        counts = {i.id: i.message_count for i in store.list_dialogues().items}
-        assert set(counts.values()) == {1}
+        found = [i.id for i in store.list_dialogues(until=until).items]
+        assert found == ids[2::-1], f"until= (exclusive): expected {ids[2::-1]}, got {found}"
+
+    def test_newest_first_means_last_activity(self, backend_object: Any) -> None:
+        """A dialogue created first but written to last is listed first."""
+        store = backend_object
+        older = store.create_dialogue().id
+        newer = store.create_dialogue().id
+        store.append(newer, _message("user", "written first", 1))
+        store.append(older, _message("user", "written last", 2))
+        listed = [i.id for i in store.list_dialogues().items]
+        assert listed == [older, newer], (
+            f"expected [{older!r} (last message at 12:02), {newer!r} (at 12:01)], got {listed}: "
+            "newest first means by last activity (updated_at), not by creation"
+        )
+
+    def test_pages_know_their_total(self, backend_object: Any) -> None:
+        """``Page.total`` counts every dialogue the filters match, on every page."""
+        store = backend_object
+        for n in range(5):
+            info = store.create_dialogue(assistant="a" if n % 2 == 0 else "b")
+            store.append(info.id, _message("user", f"m{n}", n))
+        cases: list[tuple[dict[str, Any], int, int | None]] = [
+            ({"limit": 2}, 5, 2),
+            ({"limit": 2, "offset": 2}, 5, 4),
+            ({"limit": 2, "offset": 4}, 5, None),
+            ({"assistant": "b", "limit": 1}, 2, 1),
+            ({"since": datetime(2026, 1, 1, 12, 3, tzinfo=UTC)}, 2, None),
+            ({"offset": 10}, 5, None),
+        ]
+        for kwargs, total, next_offset in cases:
+            page = store.list_dialogues(**kwargs)
+            got = (page.total, page.next_offset)
+            assert got == (total, next_offset), (
+                f"list_dialogues({_kwargs(kwargs)}): expected (total, next_offset) == "
+                f"{(total, next_offset)}, got {got}"
+            )
+
+    def test_message_count_follows_every_append(self, backend_object: Any) -> None:
+        """``DialogueInfo.message_count`` is the number of messages, after every append."""
+        store = backend_object
+        info = store.create_dialogue()
+        other = store.create_dialogue().id
+
+        def count(dialogue_id: str) -> int:
+            counts = {i.id: i.message_count for i in store.list_dialogues().items}
+            return int(counts[dialogue_id])
+
+        counts = [info.message_count, count(info.id)]
+        store.append(info.id, _message("user", "one", 1))
+        counts.append(count(info.id))
+        store.append(info.id, _message("user", "two", 2), _message("assistant", "three", 3))
+        counts.append(count(info.id))
+        store.append(other, _message("user", "elsewhere", 4))
+        counts.append(count(info.id))
+        assert counts == [0, 0, 1, 3, 3], (
+            f"message_count after create (returned, listed), 1, 2 and 0 more messages: "
+            f"expected [0, 0, 1, 3, 3], got {counts}"
+        )
+        assert count(other) == 1, f"message_count of a dialogue with 1 message: {count(other)}"
+
+    def test_created_at_is_when_the_dialogue_was_created(self, backend_object: Any) -> None:
+        """``created_at`` is when ``create_dialogue`` ran, the same wherever it is read, and
+        appends do not move it; a dialogue without messages was last active then."""
+        store = backend_object
+        before = datetime.now(UTC) - timedelta(seconds=1)
+        info = store.create_dialogue(title="t")
+        after = datetime.now(UTC) + timedelta(seconds=1)
+        created = _utc(info.created_at)
+        assert before <= created <= after, (
+            f"create_dialogue ran between {before} and {after}; created_at is {created}"
+        )
+        (fresh,) = [i for i in store.list_dialogues().items if i.id == info.id]
+        assert _utc(fresh.updated_at) == created, (
+            f"a dialogue without messages was last active when created ({created}); "
+            f"updated_at is {fresh.updated_at}"
+        )
+        store.append(info.id, _message("user", "q", 5), _message("assistant", "a", 6))
+        loaded = _utc(store.load_dialogue(info.id).created_at)
+        (listed,) = [i for i in store.list_dialogues().items if i.id == info.id]
+        where = {"load_dialogue": loaded, "list_dialogues": _utc(listed.created_at)}
+        wrong = {k: str(v) for k, v in where.items() if v != created}
+        assert not wrong, f"create_dialogue said created_at {created}; after appends {wrong}"
+
+    def test_timestamps_keep_their_time_zone(self, backend_object: Any) -> None:
+        """Every timestamp comes back aware, and a time given in another zone comes back as
+        the same instant."""
+        store = backend_object
+        india = timezone(timedelta(hours=5, minutes=30))
+        at = datetime(2026, 1, 1, 17, 30, tzinfo=india)  # 12:00 UTC
+        info = store.create_dialogue()
+        store.append(info.id, Message("user", "namaste", created_at=at))
+        loaded = store.load_dialogue(info.id)
+        (listed,) = [i for i in store.list_dialogues().items if i.id == info.id]
+        stamps = {
+            "create_dialogue().created_at": info.created_at,
+            "load_dialogue().created_at": loaded.created_at,
+            "the message's created_at": loaded.messages[0].created_at,
+            "list_dialogues() created_at": listed.created_at,
+            "list_dialogues() updated_at": listed.updated_at,
+        }
+        naive = [
+            name for name, value in stamps.items() if value is None or value.utcoffset() is None
+        ]
+        assert not naive, f"naive timestamps (no time zone): {naive}"
+        got = loaded.messages[0].created_at
+        assert got == at, (
+            f"a message created at {at.isoformat()} (12:00 UTC) came back as "
+            f"{got.isoformat() if got else got}: the zone was lost on the way"
+        )
+        assert listed.updated_at == at, f"updated_at is {listed.updated_at}, not {at}"
+        since = datetime(2026, 1, 1, 17, 29, tzinfo=india)
+        found = [i.id for i in store.list_dialogues(since=since).items]
+        assert info.id in found, f"since={since.isoformat()} left out a dialogue active at {at}"
 
     def test_job_records_are_created_replaced_and_listed(self, backend_object: Any) -> None:
         store = backend_object
@@ -340,8 +517,10 @@ class StoreConformance(_Conformance):
                 f"load_dialogue(last={last}) must give the last {last} messages"
             )
         (listed,) = store.list_dialogues().items
-        assert listed.message_count == 8, f"message_count is {listed.message_count}, not 8"
-        assert listed.updated_at == loaded.messages[-1].created_at
+        assert listed.updated_at == loaded.messages[-1].created_at, (
+            f"updated_at is {listed.updated_at}, not the last message's created_at "
+            f"{loaded.messages[-1].created_at}"
+        )
 
     def test_concurrent_turns_into_one_dialogue_stay_paired(self, backend_object: Any) -> None:
         store = backend_object
@@ -504,6 +683,16 @@ class SentimentConformance(_Conformance):
     awkward: ClassVar[Sequence[str]] = (
         "", "   ", "😀😀", "!!!", "Это очень хорошо", "这是好的", "ok " * 2000, "a\x00b",
     )  # fmt: skip
+    #: Positive words negated: none may come out positive. Set both negated lists to ``()``
+    #: for an analyzer that does not read negation (and say so in its docs).
+    negated_positive: ClassVar[Sequence[str]] = ("This is not good.", "I do not love it.")
+    #: Negative words negated: none may come out negative.
+    negated_negative: ClassVar[Sequence[str]] = ("This is not bad.",)
+    #: Settings that must change what the analyzer says, as ``{key: (value, other value,
+    #: text)}``: analyzing ``text`` with ``[backends.<name>] key = value`` and with ``key =
+    #: other value`` must give different results (a setting read but not used passes every
+    #: other check). Empty, the check is skipped.
+    settings_that_change_results: ClassVar[Mapping[str, tuple[Any, Any, str]]] = {}
 
     def _valid(self, text: str, result: Any) -> None:
         assert isinstance(result, Sentiment), type(result)
@@ -537,6 +726,64 @@ class SentimentConformance(_Conformance):
         text = self.positive[0]
         assert asyncio.run(async_hub.analyze(text)) == hub.analyze(text)
 
+    def test_label_and_score_agree(self, backend_object: Any) -> None:
+        texts = (
+            *self.positive, *self.negative, *self.neutral, *self.negated_positive,
+            *self.negated_negative, *self.awkward,
+        )  # fmt: skip
+        for text in texts:
+            result = backend_object.analyze(text)
+            assert _label_agrees(result.label, result.score), (
+                f"{text[:40]!r}: label {result.label.value} with score {result.score} "
+                "(positive needs a score above 0, negative below 0, neutral within [-0.5, 0.5])"
+            )
+
+    def test_negation_turns_the_mood(self, backend_object: Any) -> None:
+        if not (self.negated_positive or self.negated_negative):
+            pytest.skip("no negated texts (negated_positive = negated_negative = ())")
+        for text in self.negated_positive:
+            result = backend_object.analyze(text)
+            assert result.label is not SentimentLabel.POSITIVE, (
+                f"{text!r} came out {result.label.value} ({result.score}): the negation was ignored"
+            )
+        for text in self.negated_negative:
+            result = backend_object.analyze(text)
+            assert result.label is not SentimentLabel.NEGATIVE, (
+                f"{text!r} came out {result.label.value} ({result.score}): the negation was ignored"
+            )
+
+    def test_declared_settings_change_the_result(self, hub: Hub, tmp_path: Path) -> None:
+        if not self.settings_that_change_results:
+            pytest.skip(
+                "no settings declared: set settings_that_change_results = {key: (value, "
+                "other value, text)} to check that your settings take effect"
+            )
+        for key, (one, other, text) in self.settings_that_change_results.items():
+            results = []
+            for value in (one, other):
+                overrides = self.overrides(tmp_path)
+                overrides["backends"][self.backend][key] = value
+                with make_test_hub(
+                    self.fakes, overrides=overrides, plugins=self._plugins(), env=self.env()
+                ) as other_hub:
+                    results.append(other_hub.analyze(text))
+            assert results[0] != results[1], (
+                f"{key} = {one!r} and {key} = {other!r} give the same result for {text!r} "
+                f"({results[0].label.value}, {results[0].score}): the setting is ignored"
+            )
+
+
+def _label_agrees(label: SentimentLabel, score: float) -> bool:
+    """Whether a sentiment's ``label`` and ``score`` agree: positive needs a score above 0,
+    negative below 0, neutral one within [-0.5, 0.5]; mixed takes any score."""
+    if label is SentimentLabel.POSITIVE:
+        return score > 0
+    if label is SentimentLabel.NEGATIVE:
+        return score < 0
+    if label is SentimentLabel.NEUTRAL:
+        return -0.5 <= score <= 0.5
+    return True
+
 
 # --- chat --------------------------------------------------------------------------------------
 
@@ -545,7 +792,13 @@ class ChatConformance(_RemoteConformance):
     """The chat contract (see :class:`modelport.backends.ChatBackend`).
 
     Override :meth:`arrange_reply` and :meth:`arrange_failure` to make the vendor (faked at
-    its transport) answer as asked. ``model`` is sent with every request.
+    its transport) answer as asked; the other hooks (:meth:`arrange_stream`,
+    :meth:`arrange_complete`, :meth:`arrange_rate_limit`, :meth:`last_request_messages`)
+    each unlock more checks, and a test whose hook is missing is skipped, saying so. Fake
+    everything else the backend calls on the way too, for the whole class (an autouse
+    fixture is the place): its model list above all, which :meth:`test_models_are_listed`
+    reads and which some backends read before answering. ``model`` is sent with every
+    request.
     """
 
     capability = Capability.CHAT
@@ -554,6 +807,56 @@ class ChatConformance(_RemoteConformance):
     def arrange_reply(self, text: str) -> None:
         """Make every following call (complete or stream) answer ``text``."""
         raise NotImplementedError
+
+    def arrange_stream(
+        self,
+        pieces: Sequence[str],
+        *,
+        usage: Usage | None = None,
+        cut: bool = False,
+        error_mid_stream: bool = False,
+    ) -> None:
+        """Make every following stream send ``pieces`` of text, one event each, then end as
+        the vendor ends a stream (its finish reason, its end marker).
+
+        :param usage: the token counts the vendor reports with the stream (wherever its
+            wire format puts them), or none.
+        :param cut: the body ends right after the pieces, cleanly but before the vendor's
+            end: no finish reason, no end marker (the connection dropped, say).
+        :param error_mid_stream: after the pieces, the vendor sends an error event (a
+            server error, in its own format) instead of finishing.
+        """
+        pytest.skip(
+            "arrange_stream(pieces, *, usage, cut, error_mid_stream) is not implemented: "
+            "implement it to check streams (usage, cut short, errors midway)"
+        )
+
+    def arrange_complete(self, text: str, *, usage: Usage) -> None:
+        """Make every following ``complete`` answer ``text``, the vendor reporting ``usage``
+        (prompt and completion tokens, in its own fields)."""
+        pytest.skip(
+            "arrange_complete(text, *, usage) is not implemented: implement it to check "
+            "the usage of complete replies"
+        )
+
+    def arrange_rate_limit(self, retry_after: float) -> None:
+        """Make every following call (complete or stream) fail as the vendor's rate limit
+        does (a 429, say), asking to wait ``retry_after`` seconds the way the vendor asks
+        (a ``retry-after`` header, a field of the error body...)."""
+        pytest.skip(
+            "arrange_rate_limit(retry_after) is not implemented: implement it to check that "
+            "retry-after reaches the core"
+        )
+
+    def last_request_messages(self) -> Sequence[tuple[str, str]]:
+        """The messages of the last request the vendor received, decoded from the wire as
+        ``(role, text)`` pairs in order: the roles as modelport names them (``"system"``,
+        ``"user"``, ``"assistant"``), the system prompt first wherever the vendor's format
+        puts it (a top-level field, say)."""
+        pytest.skip(
+            "last_request_messages() is not implemented: implement it to check that every "
+            "message (system messages above all) reaches the vendor"
+        )
 
     def call_that_fails(self, backend_object: Any) -> object:
         return backend_object.complete(self._request())
@@ -564,16 +867,16 @@ class ChatConformance(_RemoteConformance):
     def test_complete_answers_with_text_and_model(self, backend_object: Any) -> None:
         self.arrange_reply("Hello there, friend.")
         reply = backend_object.complete(self._request())
-        assert isinstance(reply, Reply)
+        assert isinstance(reply, Reply), f"complete() returned {type(reply).__name__}, not Reply"
         assert reply.text == "Hello there, friend."
-        assert reply.model
+        assert reply.model, "the reply does not name its model"
 
     def test_a_stream_assembled_equals_the_complete_reply(self, backend_object: Any) -> None:
         self.arrange_reply("Hello there, friend.")
         complete = backend_object.complete(self._request())
         deltas = list(backend_object.stream(self._request()))
         assert "".join(d.text for d in deltas) == complete.text
-        assert any(d.finish_reason for d in deltas)
+        assert any(d.finish_reason for d in deltas), "no delta carries a finish reason"
 
     def test_async_matches_sync(self, hub: Hub, tmp_path: Path) -> None:
         self.arrange_reply("Hello there, friend.")
@@ -593,12 +896,108 @@ class ChatConformance(_RemoteConformance):
         self.arrange_reply("unused")
         models = list(backend_object.models())
         assert models, "models() returned nothing"
-        assert all(isinstance(m, ModelInfo) and m.id for m in models)
+        assert all(isinstance(m, ModelInfo) and m.id for m in models), models
 
     def test_errors_are_modelport_errors(self, backend_object: Any) -> None:
         self.arrange_failure("server")
         with pytest.raises(ModelportError):
             list(backend_object.stream(self._request()))
+
+    @_FAILURES
+    def test_vendor_failures_on_a_stream_map_into_the_core_tree(
+        self,
+        backend_object: Any,
+        kind: str,
+        error: type[BackendError],
+        retryable: bool,
+    ) -> None:
+        """What ``complete`` maps, ``stream`` maps alike: a 401 on a stream is an
+        AuthenticationError (not retried), not a dropped connection (retried)."""
+        self.arrange_failure(kind)
+        _check_failure(lambda: list(backend_object.stream(self._request())), error, retryable)
+
+    @pytest.mark.parametrize("call", ["complete", "stream"])
+    def test_a_rate_limit_says_how_long_to_wait(self, backend_object: Any, call: str) -> None:
+        self.arrange_rate_limit(7)
+        if call == "complete":
+            raised = _raised(lambda: backend_object.complete(self._request()))
+        else:
+            raised = _raised(lambda: list(backend_object.stream(self._request())))
+        if not isinstance(raised, RateLimitedError):
+            pytest.fail(f"{call}() after a 429: expected RateLimitedError, got {raised!r}")
+        waited = raised.retry_after
+        assert waited is not None, (
+            f"the vendor asked to wait 7 s; the RateLimitedError from {call}() has no retry_after"
+        )
+        assert abs(waited - 7) < 1, (
+            f"the vendor asked to wait 7 s; the RateLimitedError from {call}() has "
+            f"retry_after={waited!r}"
+        )
+
+    def test_a_stream_cut_short_is_an_error(self, backend_object: Any) -> None:
+        self.arrange_stream(["Hello ", "there"], cut=True)
+        deltas: list[StreamDelta] = []
+        raised = _raised(lambda: deltas.extend(backend_object.stream(self._request())))
+        if not isinstance(raised, TransientError):
+            what = "finished" if raised is None else f"raised {raised!r}"
+            pytest.fail(
+                f"the stream ended before the vendor's end marker, yet stream() {what} "
+                f"({''.join(d.text for d in deltas)!r}, finish reasons "
+                f"{[d.finish_reason for d in deltas if d.finish_reason]}): a cut stream must "
+                "raise BackendConnectionError (a TransientError)"
+            )
+
+    def test_an_error_in_the_middle_of_a_stream_is_raised(self, backend_object: Any) -> None:
+        self.arrange_stream(["Hello ", "there"], error_mid_stream=True)
+        deltas: list[StreamDelta] = []
+        raised = _raised(lambda: deltas.extend(backend_object.stream(self._request())))
+        if not isinstance(raised, BackendError):
+            pytest.fail(
+                f"the vendor sent an error event after 'Hello there', yet stream() "
+                f"{'finished' if raised is None else f'raised {raised!r}'} "
+                f"({''.join(d.text for d in deltas)!r}): an error midway must raise a "
+                "BackendError"
+            )
+        assert raised.backend, "the error does not name its backend"
+
+    def test_system_messages_reach_the_vendor(self, backend_object: Any) -> None:
+        sent = [
+            ("system", "Answer in French."),
+            ("user", "Say hello."),
+            ("assistant", "Bonjour."),
+            ("user", "Again, please."),
+        ]
+        request = ChatRequest([Message(r, t) for r, t in sent], model=self.model)  # type: ignore[arg-type]
+        self.arrange_reply("Bonjour encore.")
+        backend_object.complete(request)
+        received = [tuple(m) for m in self.last_request_messages()]
+        assert received == sent, f"complete() sent {sent}; the vendor received {received}"
+        list(backend_object.stream(request))
+        received = [tuple(m) for m in self.last_request_messages()]
+        assert received == sent, f"stream() sent {sent}; the vendor received {received}"
+
+    def test_a_stream_reports_its_usage(self, backend_object: Any) -> None:
+        self.arrange_stream(["Hello ", "there"], usage=Usage(11, 7))
+        deltas = list(backend_object.stream(self._request()))
+        usage = next((d.usage for d in reversed(deltas) if d.usage is not None), None)
+        assert usage is not None, (
+            "the vendor reported 11 + 7 tokens with the stream; no delta carries a usage "
+            "(the last delta should)"
+        )
+        assert usage.total_tokens == 18, f"the vendor reported 11 + 7 tokens; got {usage}"
+
+    def test_usage_counts_prompt_and_completion_apart(self, backend_object: Any) -> None:
+        expected = Usage(prompt_tokens=11, completion_tokens=7)
+        self.arrange_complete("Hello there.", usage=expected)
+        reply = backend_object.complete(self._request())
+        assert reply.usage == expected, (
+            f"complete(): the vendor reported {expected}, got {reply.usage}"
+        )
+        self.arrange_stream(["Hello ", "there."], usage=expected)
+        deltas = list(backend_object.stream(self._request()))
+        usage = next((d.usage for d in reversed(deltas) if d.usage is not None), None)
+        if usage is not None:  # a stream without usage fails test_a_stream_reports_its_usage
+            assert usage == expected, f"stream(): the vendor reported {expected}, got {usage}"
 
 
 # --- vision ------------------------------------------------------------------------------------
@@ -755,6 +1154,8 @@ class TrainingConformance(_RemoteConformance):
         assert backend_object.get_job(job.id).status is JobStatus.CANCELLED
 
     def test_events_are_oldest_first(self, backend_object: Any) -> None:
+        if not isinstance(backend_object, HasJobEvents):
+            pytest.skip("no job_events (optional: the hub makes events from status changes)")
         job = self._started(backend_object)
         events = list(backend_object.job_events(job.id))
         assert all(isinstance(e, JobEvent) and e.created_at.tzinfo for e in events)
@@ -762,7 +1163,8 @@ class TrainingConformance(_RemoteConformance):
         assert times == sorted(times), "job_events must be oldest first"
 
     def test_a_missing_job_is_not_found(self, backend_object: Any) -> None:
-        for method in ("get_job", "cancel_job", "job_events"):
+        methods = ("get_job", "cancel_job", "job_events")
+        for method in (m for m in methods if hasattr(backend_object, m)):
             with pytest.raises(NotFoundError):
                 getattr(backend_object, method)("ftjob-no-such-job")
 

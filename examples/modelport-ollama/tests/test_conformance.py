@@ -4,7 +4,7 @@ installed entry point (``plugins = None``), exactly as users get it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 import respx
 from ollama_fake import BASE, answer, failure, ndjson
 
+from modelport import Usage
 from modelport.testing.conformance import ChatConformance, VisionConformance
 
 STATUS = {"auth": 401, "rate_limit": 429, "server": 500, "bad_request": 400}
@@ -44,6 +45,39 @@ class OllamaFake:
 
     def arrange_failure(self, kind: str) -> None:
         self.api.post("/api/chat").mock(return_value=failure(STATUS[kind], f"{kind} happened"))
+
+    def arrange_stream(
+        self,
+        pieces: Sequence[str],
+        *,
+        usage: Usage | None = None,
+        cut: bool = False,
+        error_mid_stream: bool = False,
+    ) -> None:
+        lines = [{"message": {"role": "assistant", "content": p}, "done": False} for p in pieces]
+        if error_mid_stream:
+            lines.append({"error": "model runner has unexpectedly stopped"})
+        elif not cut:
+            lines.append(answer("", **counts(usage or Usage(12, 4))))
+        body = "".join(json.dumps(line) + "\n" for line in lines)
+        self.api.post("/api/chat").mock(return_value=httpx.Response(200, text=body))
+
+    def arrange_complete(self, text: str, *, usage: Usage) -> None:
+        reply = httpx.Response(200, json=answer(text, **counts(usage)))
+        self.api.post("/api/chat").mock(return_value=reply)
+
+    def arrange_rate_limit(self, retry_after: float) -> None:
+        slow_down = failure(429, "slow down", **{"retry-after": str(retry_after)})
+        self.api.post("/api/chat").mock(return_value=slow_down)
+
+    def last_request_messages(self) -> Sequence[tuple[str, str]]:
+        body = json.loads(self.api.calls.last.request.content)
+        return [(m["role"], m["content"]) for m in body["messages"]]
+
+
+def counts(usage: Usage) -> dict[str, int]:
+    """Token counts as Ollama reports them."""
+    return {"prompt_eval_count": usage.prompt_tokens, "eval_count": usage.completion_tokens}
 
 
 class TestOllamaChat(OllamaFake, ChatConformance):
