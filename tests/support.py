@@ -90,6 +90,12 @@ class AsyncHubView:
 
         return call
 
+    def __enter__(self) -> AsyncHubView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self in _VIEWS:  # once
             _VIEWS.remove(self)
@@ -105,12 +111,6 @@ def close_views() -> None:
     """Close the hub views (their hubs and event loops) the test made."""
     while _VIEWS:
         _VIEWS[-1].close()
-
-    def __enter__(self) -> AsyncHubView:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 async def _awaited(value: Any) -> Any:

@@ -27,22 +27,27 @@ from typing import Any, TypeVar
 import attrs
 
 from ._circuit import is_outage
-from ._runtime import Bound, Call, Runtime
+from ._runtime import Bound, Call, Runtime, got
 from ._text import invalid_unicode
 from .backends import (
     AnalyzesMany,
     AsyncChatBackend,
     AsyncDeletesFiles,
+    AsyncHasJobEvents,
     ChatBackend,
     DeletesFiles,
     HasAcceptsURLs,
     HasConfiguredModels,
+    HasDefaultBaseModel,
     HasExampleTokenLimit,
+    HasJobEvents,
     HasMediaTypes,
     HasMinExamples,
+    HasServingNotes,
     HasTrainingPrice,
     HasTrainingWarnings,
     Store,
+    TakesImageExamples,
 )
 from .config import AssistantProfile, Fallback, HistoryWindow, Settings
 from .errors import (
@@ -103,6 +108,7 @@ from .types import (
     UsageRecord,
     UsageReport,
     VisionRequest,
+    status_event,
     utcnow,
 )
 
@@ -369,12 +375,12 @@ def _dataset(settings: Settings, source: DatasetSource) -> TrainingDataset:
     return load_dataset(source, columns=settings.training.csv)
 
 
-def _base_model(settings: Settings, base_model: str | None) -> str:
-    model = base_model or settings.assistant(None)[1].model
+def _required(model: str | None) -> str:
     if not model:
         raise ConfigError(
             "no base model to train",
-            hint="pass base_model (CLI: --model), or set default_assistant with a model",
+            hint="pass base_model (CLI: --model), set [training] base_model, or give the "
+            "default assistant a model",
         )
     return model
 
@@ -515,6 +521,26 @@ class _Progress:
     polls: int = 0
     failing_since: float | None = None
     failures: int = 0
+    #: the progress line last reported (for a trainer without events of its own)
+    line: str | None = None
+
+    def made_events(self, job: TrainingJob, record: JobRecord | None) -> list[JobEvent]:
+        """Events made for a trainer without ``job_events``: at the first poll, the status
+        changes the job record kept; then each new status, and each new progress line
+        (step, loss, time left) the job reports."""
+        now = utcnow()
+        if self.last is None:
+            kept = record.status_events() if record is not None else ()
+            made = list(kept) or [status_event(None, job.status, now)]
+        elif job.status != self.last:
+            made = [status_event(self.last, job.status, now)]
+        else:
+            made = []
+        line = job.progress()
+        if line is not None and line != self.line:
+            self.line = line
+            made.append(JobEvent(now, line))
+        return made
 
     def job(self, job: TrainingJob) -> None:
         if job.status != self.last and self.on_update is not None:
@@ -914,13 +940,21 @@ class Operations:
         yield Enter(source.closing, source.aclosing)
         delta = head
         while delta is not _END:
+            if not isinstance(delta, StreamDelta):  # the seam's check (see Runtime.guarded)
+                problem = f"yielded {got(delta)}, not a StreamDelta"
+                error: Exception = self.rt.wrong_result(attempt.call, problem)
+                self.rt.failed_after_start(attempt.call, error, attempts)
+                raise error
             state.deltas.append(delta)
             yield delta
             try:
                 delta = yield _Next(source)
             except Exception as exc:
-                self.rt.failed_after_start(attempt.call, exc, attempts)
-                raise
+                error = self.rt.seam_error(attempt.call, exc)
+                self.rt.failed_after_start(attempt.call, error, attempts)
+                if error is exc:
+                    raise
+                raise error from exc
         reply = _assemble(state.deltas, attempt.request.model)
         self.rt.succeeded(attempt.call, attempt.request, reply, started, attempts)
         state.answer = yield from self.finish(turn, reply, attempt.name)
@@ -1050,15 +1084,16 @@ class Operations:
         validation: DatasetSource | None = None,
         description: str = "",
         on_progress: Callable[[UploadProgress], None] | None = None,
+        backend: str | None = None,
     ) -> Flow[TrainingJob]:
-        model = _base_model(self.settings, base_model)
-        data = yield Blocking(self.checked, dataset, model, hyperparameters)
+        model = _required(self.base_model(base_model, backend=backend))
+        data = yield Blocking(self.checked, dataset, model, hyperparameters, backend)
         check = (
-            (yield Blocking(self.checked, validation, model, hyperparameters))
+            (yield Blocking(self.checked, validation, model, hyperparameters, backend))
             if validation is not None
             else None
         )
-        trainer = self.rt.trainer()
+        trainer = self.rt.trainer(backend)
         native = trainer.async_
         upload = Call(Capability.TRAINING, trainer.name, "upload", model=model, idempotent=False)
         uploads = _Uploads(on_progress)
@@ -1103,9 +1138,12 @@ class Operations:
         *,
         base_model: str | None,
         hyperparameters: Mapping[str, Any] | None,
+        backend: str | None = None,
     ) -> Flow[DatasetReport]:
         data = yield Blocking(_dataset, self.settings, dataset)
-        report: DatasetReport = yield Blocking(self.report, data, base_model, hyperparameters)
+        report: DatasetReport = yield Blocking(
+            self.report, data, base_model, hyperparameters, backend
+        )
         return report
 
     def dynamic_train(
@@ -1117,10 +1155,13 @@ class Operations:
         repeat: bool,
         train_kwargs: dict[str, Any],
     ) -> Flow[TrainingJob]:
+        backend = train_kwargs.get("backend")
         dataset = yield from self.dialogue_dataset(
-            assistant=assistant, since=since, labels=labels, repeat=repeat
+            assistant=assistant, since=since, labels=labels, repeat=repeat, backend=backend
         )
-        train_kwargs.setdefault("base_model", self.assistant(assistant).model)
+        train_kwargs["base_model"] = self.base_model(
+            train_kwargs.get("base_model"), backend=backend, assistant=assistant
+        )
         return (yield from self.train(dataset, **train_kwargs))
 
     def dialogue_dataset(
@@ -1130,15 +1171,62 @@ class Operations:
         since: datetime | None,
         labels: Collection[SentimentLabel | str] | None,
         repeat: bool,
+        backend: str | None = None,
     ) -> Flow[TrainingDataset]:
         """Stored dialogues as training examples. The dialogues are read one page at a time as
-        the dataset is built, all of it one blocking step (store calls are blocking anyway)."""
+        the dataset is built, all of it one blocking step (store calls are blocking anyway).
+        Images are kept when the training backend takes them (``training_media_types``)."""
         exclude = set() if repeat else _learnt((yield from self.jobs()))
+        trainer = self._trainer_quietly(backend)
+        media = trainer.training_media_types if isinstance(trainer, TakesImageExamples) else ()
         dialogues = drive_iter(self.all_dialogues(assistant, since), sleep=self.rt.sleep)
         dataset: TrainingDataset = yield Blocking(
-            _dataset_of, dialogues, self.assistant, labels, exclude
+            _dataset_of, dialogues, self.assistant, labels, exclude, frozenset(media or ())
         )
         return dataset
+
+    def training_base_model(
+        self, asked: str | None, *, backend: str | None, assistant: str | None
+    ) -> Flow[str | None]:
+        """:meth:`base_model` as a flow (building the trainer may block)."""
+        model: str | None = yield Blocking(
+            partial(self.base_model, asked, backend=backend, assistant=assistant)
+        )
+        return model
+
+    def _trainer_quietly(self, backend: str | None) -> Any:
+        """The training backend ``backend`` (else the configured one) for what it says of
+        itself, or ``None`` when there is none or it cannot be built (no API key, say: the
+        data can be checked anyway). A backend named but unknown is an error."""
+        if backend is None and not self.rt.available(Capability.TRAINING):
+            return None
+        try:
+            return self.rt.trainer(backend).sync
+        except BackendNotFoundError:
+            if backend is not None:
+                raise
+            return None
+        except ModelportError as exc:
+            get_logger().info("trainer_unavailable_for_check", error=str(exc))
+            return None
+
+    def base_model(
+        self,
+        asked: str | None,
+        *,
+        backend: str | None = None,
+        assistant: str | None = None,
+    ) -> str | None:
+        """The model to train, first found: ``asked`` (the call's), ``[training] base_model``,
+        the training backend's ``default_base_model``, the assistant's model."""
+        if asked:
+            return asked
+        if self.settings.training.base_model:
+            return self.settings.training.base_model
+        trainer = self._trainer_quietly(backend)
+        if isinstance(trainer, HasDefaultBaseModel) and trainer.default_base_model:
+            return str(trainer.default_base_model)
+        return self.assistant(assistant).model
 
     # --- jobs --------------------------------------------------------------------------------
 
@@ -1172,7 +1260,7 @@ class Operations:
     ) -> Flow[tuple[TrainingJob, JobRecord | None]]:
         """Call ``get_job`` or ``cancel_job`` of the trainer that runs job ``job_id``."""
         record = yield from self.record(job_id)
-        trainer = self.rt.trainer(record.backend if record else None)
+        trainer = self._trainer_of(record)
         native = trainer.async_
         if operation == "get_job":
             step = Invoke(trainer.sync.get_job, native.aget_job if native else None, job_id)
@@ -1182,10 +1270,21 @@ class Operations:
         job: TrainingJob = yield from self._guarded(call, step)
         return job, record
 
-    def job(self, job_id: str) -> Flow[TrainingJob]:
+    def _trainer_of(self, record: JobRecord | None) -> Bound[Any, Any]:
+        """The trainer that runs the job of ``record`` (the configured one without a record)."""
+        return self.rt.trainer(record.backend if record else None)
+
+    def _poll(self, job_id: str) -> Flow[tuple[TrainingJob, JobRecord | None]]:
+        """The job from its backend, and its record brought up to date (and saved) when the
+        job says more than it: another status, or its result."""
         job, record = yield from self._trainer_call(job_id, "get_job")
-        if record is not None and record.status != job.status:
-            yield from self.save_record(record.with_status(job))
+        if record is not None and record.is_behind(job):
+            record = record.with_status(job)
+            yield from self.save_record(record)
+        return job, record
+
+    def job(self, job_id: str) -> Flow[TrainingJob]:
+        job, _ = yield from self._poll(job_id)
         return job
 
     def cancel_job(self, job_id: str) -> Flow[TrainingJob]:
@@ -1211,12 +1310,33 @@ class Operations:
 
     def job_events(self, job_id: str) -> Flow[tuple[JobEvent, ...]]:
         record = yield from self.record(job_id)
-        trainer = self.rt.trainer(record.backend if record else None)
-        native = trainer.async_.ajob_events if trainer.async_ is not None else None
+        trainer = self._trainer_of(record)
+        if not isinstance(trainer.sync, HasJobEvents):
+            # no events of its own: its status changes, as the record keeps them
+            job, record = yield from self._poll(job_id)
+            if record is not None and record.history:
+                return record.status_events()
+            return (status_event(None, job.status, job.finished_at or job.created_at or utcnow()),)
+        native = trainer.async_
+        events = native.ajob_events if isinstance(native, AsyncHasJobEvents) else None
         call = Call(Capability.TRAINING, trainer.name, "job_events")
         return tuple(
-            (yield from self._guarded(call, Invoke(trainer.sync.job_events, native, job_id)))
+            (yield from self._guarded(call, Invoke(trainer.sync.job_events, events, job_id)))
         )
+
+    def serving_notes(self, job: TrainingJob) -> Flow[tuple[str, ...]]:
+        """What the trainer of ``job`` says about chatting with its result (its
+        ``serving``); nothing when it says nothing or cannot say it now."""
+        record = yield from self.record(job.id)
+        trainer = self._trainer_of(record).sync
+        if not isinstance(trainer, HasServingNotes):
+            return ()
+        try:
+            lines = yield Blocking(trainer.serving, job)
+        except Exception as exc:  # a courtesy: never costs the caller the job itself
+            _quietly("serving_notes_unavailable", exc, job_id=job.id)
+            return ()
+        return tuple(str(line) for line in lines)
 
     def _events_quietly(self, job_id: str) -> Flow[tuple[JobEvent, ...]]:
         try:
@@ -1238,9 +1358,10 @@ class Operations:
         max_outage_s: float | None,
     ) -> Flow[TrainingJob]:
         progress = _Progress(on_update, on_event)
+        own_events: bool | None = None  # whether the trainer has events (known at 1st poll)
         while True:
             try:
-                job = yield from self.job(job_id)
+                job, record = yield from self._poll(job_id)
             except BackendError as exc:
                 if not exc.retryable:
                     raise
@@ -1250,7 +1371,12 @@ class Operations:
                 yield Sleep(delay)
                 continue
             if on_event is not None:
-                progress.events((yield from self._events_quietly(job_id)))
+                if own_events is None:
+                    own_events = isinstance(self._trainer_of(record).sync, HasJobEvents)
+                if own_events:
+                    progress.events((yield from self._events_quietly(job_id)))
+                else:
+                    progress.events(progress.made_events(job, record))
             progress.job(job)
             if job.status.is_terminal:
                 return job
@@ -1307,15 +1433,11 @@ class Operations:
         dataset: TrainingDataset,
         base_model: str | None,
         hyperparameters: Mapping[str, Any] | None,
+        backend: str | None = None,
     ) -> DatasetReport:
         """Check ``dataset`` against what the training backend (if any) says it needs."""
-        trainer: Any = None
-        if self.rt.available(Capability.TRAINING):
-            try:
-                trainer = self.rt.trainer().sync
-            except ModelportError as exc:  # e.g. no API key: the data can be checked anyway
-                get_logger().info("trainer_unavailable_for_check", error=str(exc))
-        model = base_model or self.assistant().model
+        trainer: Any = self._trainer_quietly(backend)
+        model = self.base_model(base_model, backend=backend)
         limit = trainer.example_token_limit if isinstance(trainer, HasExampleTokenLimit) else None
         epochs = (hyperparameters or {}).get("n_epochs")
         training = self.settings.training
@@ -1332,23 +1454,32 @@ class Operations:
         )
         if notes := _training_notes(trainer, model):
             report = attrs.evolve(report, warnings=(*report.warnings, *notes))
+        named = backend or (self._trainer_name() if trainer is not None else None)
+        report = attrs.evolve(report, base_model=model or None, backend=named)
         if not model:  # the data may be fine, but there is nothing to train yet
             missing = (
-                "no base model to train: pass base_model (CLI: --model), "
-                "or give the default assistant a model"
+                "no base model to train: pass base_model (CLI: --model), set [training] "
+                "base_model, or give the default assistant a model"
             )
             report = attrs.evolve(report, problems=(*report.problems, missing))
         return report
+
+    def _trainer_name(self) -> str | None:
+        try:
+            return self.rt.spec(Capability.TRAINING).name
+        except ModelportError:
+            return None
 
     def checked(
         self,
         source: DatasetSource,
         base_model: str | None,
         hyperparameters: Mapping[str, Any] | None,
+        backend: str | None = None,
     ) -> TrainingDataset:
         """The dataset, checked (blocking: it reads and counts tokens)."""
         dataset = _dataset(self.settings, source)
-        report = self.report(dataset, base_model, hyperparameters)
+        report = self.report(dataset, base_model, hyperparameters, backend)
         if not report.ok:
             raise TrainingDataError(report.problems, hint="fix the data; nothing was uploaded")
         return dataset
@@ -1366,6 +1497,7 @@ def _dataset_of(
     assistant: Callable[[str | None], AssistantProfile],
     labels: Collection[SentimentLabel | str] | None,
     exclude: set[str],
+    media_types: frozenset[str] = frozenset(),
 ) -> TrainingDataset:
     """Training examples from ``dialogues``, read as they are needed (blocking)."""
     with contextlib.closing(dialogues):  # type: ignore[type-var]
@@ -1374,4 +1506,5 @@ def _dataset_of(
             instructions=lambda name: assistant(name).instructions,
             labels=labels,
             exclude=exclude,
+            media_types=media_types,
         )

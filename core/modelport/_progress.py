@@ -42,6 +42,7 @@ class JobProgress:
         self.live = stream.isatty() if live is None else live
         self.started = time.monotonic()
         self._status = "waiting"
+        self._detail: str | None = None
         self._next_poll: float | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -68,7 +69,7 @@ class JobProgress:
 
     def on_update(self, job: TrainingJob) -> None:
         self._status = job.status.value
-        model = f" -> {job.fine_tuned_model}" if job.fine_tuned_model else ""
+        model = f" -> {job.outcome}" if job.outcome else ""
         self._line(f"[{self.elapsed():>7}] {job.id} {job.status.value}{model}")
         if job.error:
             self._line(f"[{self.elapsed():>7}] error: {job.error}")
@@ -80,6 +81,8 @@ class JobProgress:
 
     def on_poll(self, job: TrainingJob, delay_s: float) -> None:
         with self._lock:
+            self._status = job.status.value
+            self._detail = job.progress()  # step, loss, time left, when the backend says
             self._next_poll = time.monotonic() + delay_s
             self._draw()
 
@@ -103,8 +106,10 @@ class JobProgress:
         until = ""
         if self._next_poll is not None:
             until = f", next check in {_duration(max(self._next_poll - time.monotonic(), 0))}"
+        detail = f" ({self._detail})" if self._detail else ""
         self.stream.write(
-            f"\r\x1b[2K{_SPINNER[tick % 4]} {self._status}, {self.elapsed()} elapsed{until}"
+            f"\r\x1b[2K{_SPINNER[tick % 4]} {self._status}{detail}, {self.elapsed()} elapsed"
+            f"{until}"
             " (Ctrl-C stops waiting; the job keeps running)"
         )
         self.stream.flush()

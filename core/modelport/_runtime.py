@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.metadata
 import inspect
 import os
+import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
@@ -33,13 +35,36 @@ from .backends import (
     VisionBackend,
 )
 from .config import Settings
-from .errors import BackendNotFoundError, ConfigError, PluginBlockedError, PluginError
+from .errors import (
+    BackendNotFoundError,
+    ConfigError,
+    ModelportError,
+    PluginBlockedError,
+    PluginError,
+    StorageError,
+)
 from .flows import Blocking, Flow, Sleep, Step, drive
 from .logs import get_logger
 from .plugins import Plugins
 from .registry import BackendSpec
 from .resilience import Limiter, RetryPolicy, make_limiter
-from .types import CallFailure, Capability, ChatRequest, Exchange, Reply, Usage
+from .types import (
+    CallFailure,
+    Capability,
+    ChatRequest,
+    Dialogue,
+    DialogueInfo,
+    Exchange,
+    JobEvent,
+    JobRecord,
+    ModelInfo,
+    Page,
+    Reply,
+    Sentiment,
+    TrainingJob,
+    Usage,
+    UsageRecord,
+)
 
 T = TypeVar("T")
 B = TypeVar("B")
@@ -95,6 +120,91 @@ def _outdated(capability: Capability, backend: object) -> list[str]:
     if not _takes_keyword(store.load_dialogue, "last"):
         problems.append("load_dialogue(dialogue_id, *, last=None) must take last=")
     return problems
+
+
+#: What each guarded backend call must return, by capability and operation: a type (or
+#: types), or ``(Sequence, T)`` for a sequence of ``T``. Checked after every call (a few
+#: ``isinstance`` checks); an operation not listed (one that returns nothing) is not checked.
+RETURNS: dict[tuple[Capability, str], type[Any] | tuple[type[Any], type[Any]]] = {
+    (Capability.CHAT, "complete"): Reply,
+    (Capability.CHAT, "models"): (Sequence, ModelInfo),
+    (Capability.VISION, "describe"): Reply,
+    (Capability.SENTIMENT, "analyze"): Sentiment,
+    (Capability.SENTIMENT, "analyze_many"): (Sequence, Sentiment),
+    (Capability.STORAGE, "create_dialogue"): DialogueInfo,
+    (Capability.STORAGE, "load_dialogue"): Dialogue,
+    (Capability.STORAGE, "list_dialogues"): Page,
+    (Capability.STORAGE, "load_job"): JobRecord,
+    (Capability.STORAGE, "list_jobs"): (Sequence, JobRecord),
+    (Capability.STORAGE, "list_usage"): (Sequence, UsageRecord),
+    (Capability.TRAINING, "upload"): str,
+    (Capability.TRAINING, "start"): TrainingJob,
+    (Capability.TRAINING, "get_job"): TrainingJob,
+    (Capability.TRAINING, "cancel_job"): TrainingJob,
+    (Capability.TRAINING, "list_jobs"): (Sequence, TrainingJob),
+    (Capability.TRAINING, "job_events"): (Sequence, JobEvent),
+}
+
+
+def _a(kind: type[Any]) -> str:
+    name = kind.__name__
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
+
+
+def got(value: object) -> str:
+    """What a backend returned, for an error: its type only (never its content)."""
+    return "None" if value is None else _a(type(value))
+
+
+def misfit(result: object, expected: type[Any] | tuple[type[Any], type[Any]]) -> str | None:
+    """Why ``result`` is not what ``expected`` (an entry of :data:`RETURNS`) asks, or
+    ``None`` when it is."""
+    if not isinstance(expected, tuple):
+        return None if isinstance(result, expected) else f"{got(result)}, not {_a(expected)}"
+    _, item = expected
+    if not isinstance(result, Sequence) or isinstance(result, str | bytes):
+        return f"{got(result)}, not a sequence of {item.__name__}"
+    for index, value in enumerate(result):
+        if not isinstance(value, item):
+            return f"a sequence holding {got(value)} at [{index}], not only {item.__name__}"
+    return None
+
+
+def _bug_hint(plugin: str) -> str:
+    return (
+        f"a bug in the plugin {plugin!r}, which its conformance suite catches: report it to "
+        "its authors"
+    )
+
+
+def _plugin_docs_hint(hint: str | None, spec: BackendSpec, docs: str) -> str:
+    """A config error's hint for a plugin's own section: its documentation, not modelport's
+    configuration reference."""
+    where = f"the {spec.name!r} backend's documentation ({docs}) for the keys it takes"
+    if hint is None or "configuration reference" in hint:
+        return f"see {where}"
+    return f"{hint}; see {where}"
+
+
+def _install_hint(module: str, distribution: str | None) -> str:
+    """``pip install ...`` for a missing module: the requirement (with its extra) of the
+    plugin's distribution that provides it when one does, else the module's own name."""
+    top = module.partition(".")[0]
+    wanted = re.sub(r"[-_.]+", "-", top).lower()
+    if distribution is not None:
+        try:
+            requires = importlib.metadata.requires(distribution) or []
+        except importlib.metadata.PackageNotFoundError:
+            requires = []
+        for requirement in requires:
+            found = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+            if found is None or re.sub(r"[-_.]+", "-", found[1]).lower() != wanted:
+                continue
+            extra = re.search(r"extra\s*==\s*[\"']([^\"']+)[\"']", requirement)
+            if extra:
+                return f"pip install '{distribution}[{extra[1]}]'"
+            return f"pip install {found[1]}"
+    return f"pip install {top}"
 
 
 @attrs.frozen
@@ -250,7 +360,12 @@ class Runtime:
 
     def _build(self, spec: BackendSpec) -> object:
         if spec.settings is not None:
-            settings = self.settings.backend_settings(spec.name, spec.settings)
+            try:
+                settings = self.settings.backend_settings(spec.name, spec.settings)
+            except ConfigError as exc:
+                if docs := self.plugins.docs_of(spec.plugin, spec.docs):
+                    exc.hint = _plugin_docs_hint(exc.hint, spec, docs)
+                raise
         elif section := self.settings.backends.get(spec.name):
             raise ConfigError(
                 f"backend {spec.name!r} takes no settings, found {', '.join(map(repr, section))}",
@@ -263,7 +378,25 @@ class Runtime:
         context = BackendContext(
             name=spec.name, settings=settings, env=self.env, chat_caller=self._chat_caller
         )
-        return spec.factory(context)
+        try:
+            return spec.factory(context)
+        except ModelportError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, ModuleNotFoundError) and exc.name:  # an optional dependency
+                distribution = self.plugins.distributions.get(spec.plugin, (None, None))[0]
+                raise PluginError(
+                    f"backend {spec.name!r} needs the module {exc.name!r}, which is not installed",
+                    plugin=spec.plugin,
+                    hint=_install_hint(exc.name, distribution),
+                ) from exc
+            raise PluginError(
+                f"backend {spec.name!r} could not be built: its factory raised {_described(exc)}",
+                plugin=spec.plugin,
+                hint="reinstall the plugin (an import failed)"
+                if isinstance(exc, ImportError)
+                else _bug_hint(spec.plugin),
+            ) from exc
 
     def backends(self) -> list[object]:
         with self._lock:
@@ -363,12 +496,56 @@ class Runtime:
             status=getattr(exc, "status", None),
         )
 
+    def _plugin_of(self, backend: str) -> str:
+        spec = self.plugins.registry.get(backend)
+        return spec.plugin if spec is not None else backend
+
+    def seam_error(self, call: Call, exc: Exception) -> Exception:
+        """What a backend raised, as the caller sees it: a modelport error unchanged; an
+        ``OSError`` from a store a :class:`StorageError` naming the store and the operation;
+        anything else a :class:`PluginError` naming the backend, the operation and the
+        exception (chained to it with ``__cause__``; never retried)."""
+        if isinstance(exc, ModelportError):
+            return exc
+        error: ModelportError
+        if call.capability is Capability.STORAGE and isinstance(exc, OSError):
+            error = StorageError(
+                f"store {call.backend!r} could not {call.operation.replace('_', ' ')}: "
+                f"{exc.strerror or _described(exc)}",
+                path=str(exc.filename) if exc.filename is not None else None,
+                hint="check that the store's location exists, is writable and has room",
+            )
+        else:
+            plugin = self._plugin_of(call.backend)
+            error = PluginError(
+                f"{call.operation}() of backend {call.backend!r} raised {_described(exc)}",
+                plugin=plugin,
+                hint=_bug_hint(plugin),
+            )
+        error.__cause__ = exc
+        return error
+
+    def wrong_result(self, call: Call, problem: str) -> PluginError:
+        """The error for a backend call that returned what its protocol does not allow
+        (``problem`` says what it did: ``"returned None, not a Dialogue"``)."""
+        plugin = self._plugin_of(call.backend)
+        return PluginError(
+            f"{call.operation}() of backend {call.backend!r} {problem}",
+            plugin=plugin,
+            hint=_bug_hint(plugin),
+        )
+
     def guarded(
         self, call: Call, step: Step[T], *, request: Any = None, observe: bool = True
     ) -> Flow[tuple[T, int]]:
         """Do ``step`` under the limiter and the retry policy; return its result and the
-        number of attempts it took (the one guarded call, driven by both hubs)."""
+        number of attempts it took (the one guarded call, driven by both hubs).
+
+        The seam is guarded here: what the backend returns is checked against
+        :data:`RETURNS`, and what it raises that is not a modelport error becomes one
+        (:meth:`seam_error`)."""
         limiter = self.limiter(call.backend)
+        expected = RETURNS.get((call.capability, call.operation))
         attempt = 0
         started = time.perf_counter()
         while True:
@@ -378,9 +555,14 @@ class Runtime:
                     yield from limiter.flow(call.tokens)
                 try:
                     result: T = yield step
+                    if expected is not None and (problem := misfit(result, expected)):
+                        raise self.wrong_result(call, f"returned {problem}")
                 except Exception as exc:
-                    self._failed(call, exc, attempt)
-                    raise
+                    error = self.seam_error(call, exc)
+                    self._failed(call, error, attempt)
+                    if error is exc:
+                        raise
+                    raise error from exc
             except Exception as exc:
                 if not self.policy.will_retry(exc, attempt, idempotent=call.idempotent):
                     raise
@@ -406,6 +588,11 @@ class Runtime:
     def failed_after_start(self, call: Call, exc: Exception, attempt: int) -> None:
         """Report a failure that cannot be retried (a stream broken after its first delta)."""
         self._failed(call, exc, attempt, will_retry=False)
+
+
+def _described(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _protocol_methods(protocol: type[Any]) -> list[str]:

@@ -208,6 +208,7 @@ class AsyncHub(_HubBase):
         validation: DatasetSource | None = None,
         description: str = "",
         on_progress: Callable[[UploadProgress], None] | None = None,
+        backend: str | None = None,
     ) -> TrainingJob:
         """See :meth:`modelport.Hub.train`. ``on_progress`` is called from a worker thread
         when the trainer is sync only."""
@@ -220,7 +221,20 @@ class AsyncHub(_HubBase):
                 validation=validation,
                 description=description,
                 on_progress=on_progress,
+                backend=backend,
             )
+        )
+
+    async def training_base_model(
+        self,
+        base_model: str | None = None,
+        *,
+        backend: str | None = None,
+        assistant: str | None = None,
+    ) -> str | None:
+        """See :meth:`modelport.Hub.training_base_model`."""
+        return await self._do(
+            self._ops.training_base_model(base_model, backend=backend, assistant=assistant)
         )
 
     async def check_dataset(
@@ -229,10 +243,13 @@ class AsyncHub(_HubBase):
         *,
         base_model: str | None = None,
         hyperparameters: Mapping[str, Any] | None = None,
+        backend: str | None = None,
     ) -> DatasetReport:
         """See :meth:`modelport.Hub.check_dataset`."""
         return await self._do(
-            self._ops.check_dataset(dataset, base_model=base_model, hyperparameters=hyperparameters)
+            self._ops.check_dataset(
+                dataset, base_model=base_model, hyperparameters=hyperparameters, backend=backend
+            )
         )
 
     async def dynamic_train(
@@ -262,11 +279,12 @@ class AsyncHub(_HubBase):
         since: datetime | None = None,
         labels: Collection[SentimentLabel | str] | None = None,
         repeat: bool = False,
+        backend: str | None = None,
     ) -> TrainingDataset:
         """See :meth:`modelport.Hub.dialogue_dataset`."""
         return await self._do(
             self._ops.dialogue_dataset(
-                assistant=assistant, since=since, labels=labels, repeat=repeat
+                assistant=assistant, since=since, labels=labels, repeat=repeat, backend=backend
             )
         )
 
@@ -289,6 +307,10 @@ class AsyncHub(_HubBase):
     async def job_events(self, job_id: str) -> tuple[JobEvent, ...]:
         """See :meth:`modelport.Hub.job_events`."""
         return await self._do(self._ops.job_events(job_id))
+
+    async def serving_notes(self, job: TrainingJob) -> tuple[str, ...]:
+        """See :meth:`modelport.Hub.serving_notes`."""
+        return await self._do(self._ops.serving_notes(job))
 
     async def wait_job(
         self,

@@ -49,6 +49,7 @@ __all__ = [
     "AsyncChatBackend",
     "AsyncClosable",
     "AsyncDeletesFiles",
+    "AsyncHasJobEvents",
     "AsyncReportsUploadProgress",
     "AsyncTrainer",
     "AsyncVisionBackend",
@@ -60,15 +61,19 @@ __all__ = [
     "HasAcceptsURLs",
     "HasChatPrice",
     "HasConfiguredModels",
+    "HasDefaultBaseModel",
     "HasExampleTokenLimit",
+    "HasJobEvents",
     "HasMediaTypes",
     "HasMinExamples",
+    "HasServingNotes",
     "HasTrainingPrice",
     "HasTrainingWarnings",
     "ImportsDialogues",
     "ReportsUploadProgress",
     "SentimentAnalyzer",
     "Store",
+    "TakesImageExamples",
     "Trainer",
     "UsageStore",
     "VisionBackend",
@@ -261,10 +266,19 @@ class Trainer(Protocol):
 
     ``upload`` and ``start`` are not idempotent: the core never retries them blindly.
 
-    Optional extras, used when present: :class:`ReportsUploadProgress` (``upload`` takes
-    ``on_progress``), :class:`DeletesFiles` (``delete_file``, and its async twin
-    :class:`AsyncDeletesFiles`), :class:`HasMinExamples`, :class:`HasExampleTokenLimit`,
-    :class:`HasTrainingPrice` and :class:`HasTrainingWarnings`.
+    A job's :class:`~modelport.types.TrainingJob` says where its result lives once it
+    succeeded (``result``: a model id or an artifact path; a backend whose result is a model
+    it serves may set ``fine_tuned_model`` only) and, while it runs, how far it got when the
+    backend knows (``step``, ``total_steps``, ``loss``, ``seconds_left``).
+
+    Optional extras, used when present: :class:`HasJobEvents` (``job_events``; without it
+    the hub makes a job's events from its status changes), :class:`ReportsUploadProgress`
+    (``upload`` takes ``on_progress``), :class:`DeletesFiles` (``delete_file``, and its async
+    twin :class:`AsyncDeletesFiles`), :class:`HasMinExamples`, :class:`HasExampleTokenLimit`,
+    :class:`HasTrainingPrice`, :class:`HasTrainingWarnings`, :class:`HasDefaultBaseModel`,
+    :class:`TakesImageExamples` and :class:`HasServingNotes`.
+
+    An unknown job id (or file id) raises :class:`~modelport.errors.NotFoundError`.
     """
 
     def upload(self, dataset: TrainingDataset) -> str:
@@ -280,17 +294,19 @@ class Trainer(Protocol):
         ...
 
     def cancel_job(self, job_id: str) -> TrainingJob:
-        """Cancel a job; the job comes back with status ``cancelled``."""
-        ...
+        """Cancel a running (or queued) job; the job comes back with status ``cancelled``.
 
-    def job_events(self, job_id: str) -> Sequence[JobEvent]:
-        """The job's events, oldest first."""
+        Cancelling a job that has already finished (succeeded, failed or was cancelled)
+        changes nothing and raises :class:`~modelport.errors.InvalidRequestError` saying
+        its status (what the vendors' APIs answer, a 4xx).
+        """
         ...
 
 
 @runtime_checkable
 class AsyncTrainer(Protocol):
-    """The optional asyncio twin of :class:`Trainer`."""
+    """The optional asyncio twin of :class:`Trainer` (``ajob_events`` is the optional
+    :class:`AsyncHasJobEvents`)."""
 
     async def aupload(self, dataset: TrainingDataset) -> str: ...
 
@@ -301,8 +317,6 @@ class AsyncTrainer(Protocol):
     async def alist_jobs(self, *, limit: int = 20) -> Sequence[TrainingJob]: ...
 
     async def acancel_job(self, job_id: str) -> TrainingJob: ...
-
-    async def ajob_events(self, job_id: str) -> Sequence[JobEvent]: ...
 
 
 @runtime_checkable
@@ -432,6 +446,74 @@ class HasTrainingWarnings(Protocol):
     """
 
     def training_warnings(self, base_model: str | None = None) -> list[str]: ...
+
+
+@runtime_checkable
+class HasJobEvents(Protocol):
+    """Training: a job's own log of events (started, each step with its loss, finished...).
+
+    ``jobs show`` lists them and ``wait_job`` reports the new ones as they come. Absent (a
+    backend with no events endpoint): the hub makes events from the job's status changes
+    (``"status: queued → running"``, from the statuses kept in the job record) and, while
+    waiting, from the progress fields of the job (``step``, ``loss``, ``seconds_left``).
+    """
+
+    def job_events(self, job_id: str) -> Sequence[JobEvent]:
+        """The job's events, oldest first (an unknown job raises ``NotFoundError``)."""
+        ...
+
+
+@runtime_checkable
+class AsyncHasJobEvents(Protocol):
+    """The optional asyncio twin of :class:`HasJobEvents` (absent: the async hub runs
+    ``job_events`` in a worker thread)."""
+
+    async def ajob_events(self, job_id: str) -> Sequence[JobEvent]: ...
+
+
+@runtime_checkable
+class HasDefaultBaseModel(Protocol):
+    """Training: the model the backend trains when neither the call nor the config names one.
+
+    The base model of a job is, first found: the call's ``base_model`` (CLI ``--model``),
+    ``[training] base_model``, this attribute, and last the chat assistant's model (right
+    for a backend that trains the models of the vendor that chats). A trainer of other models
+    (a local trainer of open models, say) should have it. Absent (or ``None``): the
+    assistant's model.
+    """
+
+    @property
+    def default_base_model(self) -> str | None: ...
+
+
+@runtime_checkable
+class TakesImageExamples(Protocol):
+    """Training: the image types the backend trains on (vision fine-tuning).
+
+    Datasets built from dialogues for this backend keep the images of the messages (written
+    in the chat JSONL as ``image_url`` content parts with ``data:`` URLs); an image of another
+    type is left out with a note. Absent (or empty): training data is text only, images are
+    left out and the dataset's warnings say how many, from which dialogues.
+    """
+
+    @property
+    def training_media_types(self) -> frozenset[str]:
+        """MIME types such as ``"image/png"``."""
+        ...
+
+
+@runtime_checkable
+class HasServingNotes(Protocol):
+    """Training: how to chat with a job's result (serve it, then ask it through modelport).
+
+    ``modelport jobs show`` prints the lines after a job succeeded
+    (:meth:`modelport.Hub.serving_notes`). Absent: nothing is said beyond the result.
+    """
+
+    def serving(self, job: TrainingJob) -> list[str]:
+        """Lines of text (commands, config) for ``job``; empty when there is nothing to say
+        (the job did not succeed, say)."""
+        ...
 
 
 @runtime_checkable

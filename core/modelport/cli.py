@@ -33,12 +33,14 @@ from .errors import (
     _LINE_BREAKS,
     InvalidInputError,
     ModelportError,
+    PluginError,
     ReplyNotStoredError,
     TrainingDataError,
     WaitTimeoutError,
 )
 from .hub import Hub
 from .logs import configure_cli_logging, redact
+from .plugins import Plugins, make_plugins
 from .serialization import converter
 from .training import (
     CsvColumns,
@@ -70,6 +72,9 @@ class CliState:
     make_hub: Callable[[CliState], Hub] | None = None
     _settings: Settings | None = None
     _hub: Hub | None = None
+    _plugins: Plugins | None = None
+    #: The commands plugins add (``modelport_cli_commands``), once looked for.
+    _commands: dict[str, click.Command] | None = None
 
     def settings(self) -> Settings:
         if self._settings is None:
@@ -78,8 +83,23 @@ class CliState:
 
     def hub(self) -> Hub:
         if self._hub is None:
-            self._hub = self.make_hub(self) if self.make_hub else Hub(self.settings())
+            if self.make_hub:
+                self._hub = self.make_hub(self)
+            else:
+                self._hub = Hub(self.settings(), plugins=self._plugins)
         return self._hub
+
+    def plugins(self) -> Plugins:
+        """The plugins, loaded as the hub loads them (without building one, unless a host
+        supplied ``make_hub``)."""
+        if self._hub is not None or self.make_hub is not None:
+            return self.hub().plugins
+        if self._plugins is None:
+            loading = self.settings().plugins
+            self._plugins = make_plugins(
+                autoload=loading.autoload, blocked=loading.disable, load=loading.load
+            )
+        return self._plugins
 
     def close(self) -> None:
         if self._hub is not None:
@@ -187,6 +207,63 @@ class _Group(click.Group):
             _interrupted()
 
 
+class _Root(_Group):
+    """The ``modelport`` group: its built-in commands, and those plugins add through
+    ``modelport_cli_commands``, looked for only when a name is not built in (or for the list
+    of commands). A plugin command named like a built-in one is refused, and a plugin that
+    cannot add its commands is one warning line: neither stops the command line."""
+
+    group_class = _Group  # type: ignore[assignment]  # subgroups add no plugin commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugin_commands(self, ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None:
+            return found
+        return _plugin_commands(self, ctx).get(cmd_name)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {_one_line(redact(message))}", err=True)
+
+
+def _plugin_commands(root: click.Group, ctx: click.Context) -> dict[str, click.Command]:
+    """The commands plugins add, by name (looked for once per run)."""
+    state = ctx.ensure_object(CliState)
+    if state._commands is not None:
+        return state._commands
+    state._commands = {}
+    state.config = state.config or ctx.find_root().params.get("config")
+    try:
+        found, problems = state.plugins().cli_commands()
+    except ModelportError as exc:  # a bad config: the built-in commands still work
+        _warn(f"plugin commands not loaded: {exc}")
+        return state._commands
+    for problem in problems:
+        _warn(str(problem))
+    for plugin, command in found:
+        try:
+            if not isinstance(command, click.Command) or not command.name:
+                raise PluginError(
+                    f"modelport_cli_commands returned {command!r}, not a named click command",
+                    plugin=plugin,
+                )
+            if command.name in root.commands or command.name in state._commands:
+                raise PluginError(
+                    f"its command {command.name!r} clashes with "
+                    + ("a built-in command" if command.name in root.commands else "another's"),
+                    plugin=plugin,
+                    hint="the plugin must name its command (or group) differently",
+                )
+        except PluginError as exc:
+            _warn(str(exc))
+            continue
+        state._commands[command.name] = command
+    return state._commands
+
+
 def _emit(data: Any) -> None:
     click.echo(json.dumps(converter.unstructure(data), indent=2, ensure_ascii=False))
 
@@ -209,7 +286,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 pass_state = click.make_pass_decorator(CliState, ensure=True)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config",
@@ -581,7 +658,7 @@ def usage(state: CliState, since: str | None, until: str | None, by: str, as_jso
 
 
 def _job_line(job: TrainingJob) -> str:
-    model = f"\t{job.fine_tuned_model}" if job.fine_tuned_model else ""
+    model = f"\t{job.outcome}" if job.outcome else ""
     return f"{job.id}\t{job.status.value}\t{job.base_model}{model}"
 
 
@@ -658,6 +735,8 @@ def _print_report(report: DatasetReport, model: str | None, *, err: bool = False
         click.echo(text, err=err)
 
     echo(f"{report.source}: {report.examples} examples, {report.messages} messages")
+    if report.backend is not None:
+        echo(f"training backend: {report.backend}; base model: {report.base_model or '-'}")
     echo(
         f"tokens: {report.tokens:,} (largest example {report.max_example_tokens:,}; "
         f"counted with {report.tokenizer})"
@@ -719,11 +798,16 @@ def _dataset_for(
     since: str | None,
     labels: tuple[str, ...],
     repeat: bool,
+    backend: str | None = None,
 ) -> TrainingDataset:
     """The data to train on, loaded once (the check and the upload share it)."""
     if data is None:
         return hub.dialogue_dataset(
-            assistant=assistant, since=_date(since), labels=labels or None, repeat=repeat
+            assistant=assistant,
+            since=_date(since),
+            labels=labels or None,
+            repeat=repeat,
+            backend=backend,
         )
     csv = hub.settings.training.csv
     return load_dataset(data, columns=CsvColumns.parse(columns, csv) if columns else csv)
@@ -752,7 +836,18 @@ def _dataset_for(
     help="CSV column names, e.g. prompt=question,response=answer (keys: prompt, response, "
     "system, role, content, conversation).",
 )
-@click.option("-m", "--model", help="Base model to fine-tune.")
+@click.option(
+    "-m",
+    "--model",
+    help="Base model to fine-tune (default: [training] base_model, else the training "
+    "backend's own default, else the assistant's model).",
+)
+@click.option(
+    "-b",
+    "--backend",
+    help="The training backend to run the job on (default: [capabilities] training); "
+    "the job's record keeps it.",
+)
 @click.option("--suffix", help="Suffix for the fine-tuned model's name.")
 @click.option("--epochs", type=click.IntRange(1, 50), help="Training epochs (n_epochs).")
 @click.option(
@@ -778,6 +873,7 @@ def train(
     repeat: bool,
     columns: str | None,
     model: str | None,
+    backend: str | None,
     suffix: str | None,
     epochs: int | None,
     validation: str | None,
@@ -793,25 +889,27 @@ def train(
     if bool(data) == from_dialogues:
         raise click.UsageError("give DATA (a file or directory) or --from-dialogues, not both")
     hub = state.hub()
-    if from_dialogues:
-        model = model or hub.assistant(assistant).model
+    model = hub.training_base_model(
+        model, backend=backend, assistant=assistant if from_dialogues else None
+    )
     hyperparameters = {"n_epochs": epochs} if epochs else {}
     last = "validation" if validation else "training"
     display = UploadDisplay(sys.stderr, last=last, quiet=as_json)
     try:
-        dataset = _dataset_for(hub, data, columns, assistant, since, labels, repeat)
-        report = hub.check_dataset(dataset, base_model=model, hyperparameters=hyperparameters)
+        dataset = _dataset_for(hub, data, columns, assistant, since, labels, repeat, backend)
+        report = hub.check_dataset(
+            dataset, base_model=model, hyperparameters=hyperparameters, backend=backend
+        )
         if check:
             if as_json:
                 click.echo(json.dumps(describe_report(report), indent=2, ensure_ascii=False))
             else:
-                _print_report(report, model or hub.assistant().model)
+                _print_report(report, model)
             sys.exit(0 if report.ok else 1)
-        model = model or hub.assistant().model
         _print_report(report, model, err=True)
         if not report.ok:
             _fail("not started: fix the problems above; nothing was uploaded")
-        if not yes:
+        if not yes and report.price_per_million != 0:  # a free (local) job is not asked
             _confirm_paid_job(report, model)
         with display:
             job = hub.train(
@@ -822,6 +920,7 @@ def train(
                 validation=validation,
                 description=description,
                 on_progress=display,
+                backend=backend,
             )
     except KeyboardInterrupt:
         _train_interrupted(display)
@@ -879,13 +978,17 @@ def jobs_show(state: CliState, job_id: str, as_json: bool) -> None:
         record = next((r for r in hub.jobs() if r.job_id == job_id), None)
     except ModelportError:  # no storage: the backend's view is still worth showing
         record = None
+    serving = hub.serving_notes(job) if job.status is JobStatus.SUCCEEDED else ()
     if as_json:
-        _emit({"job": job, "events": list(events), "record": record})
+        _emit({"job": job, "events": list(events), "record": record, "serving": list(serving)})
         return
     click.echo(_job_line(job))
     if job.error:
         click.echo(f"error: {job.error}")
+    if progress := job.progress():
+        click.echo(f"progress: {progress}")
     if record is not None:
+        click.echo(f"backend: {record.backend}")
         click.echo(f"source: {record.source}")
         if record.description:
             click.echo(f"description: {record.description}")
@@ -893,6 +996,12 @@ def jobs_show(state: CliState, job_id: str, as_json: bool) -> None:
             click.echo(f"  {_when(change.at)} {change.status.value}")
     for event in events:
         click.echo(f"  {_when(event.created_at)} {event.message}")
+    if job.outcome:
+        click.echo(f"result: {job.outcome}")
+    if serving:
+        click.echo("to chat with it:")
+        for line in serving:
+            click.echo(f"  {line}" if line else "")
 
 
 @jobs.command("cancel")
@@ -1022,7 +1131,8 @@ def store_migrate(state: CliState, name: str | None) -> None:
 @json_option
 @pass_state
 def plugins(state: CliState, as_json: bool) -> None:
-    """Installed plugins: distribution, version, backends, and any failure."""
+    """Installed plugins: distribution, version, backends (each with its capabilities and
+    description), and any failure."""
     infos = state.hub().plugins.infos()
     if as_json:
         _emit(infos)
@@ -1031,8 +1141,59 @@ def plugins(state: CliState, as_json: bool) -> None:
         dist = f"{info.distribution} {info.version}" if info.distribution else "(not packaged)"
         backends = ", ".join(info.backends) or "-"
         click.echo(f"{info.name}\t{info.status}\t{dist}\tbackends: {backends}")
+        for offer in info.offers:
+            about = f": {offer.description}" if offer.description else ""
+            line = f"  {offer.name} ({', '.join(offer.capabilities)}){about}"
+            click.echo(_one_line(line))
+        if info.docs:
+            click.echo(_one_line(f"  docs: {info.docs}"))
         if info.error:
             click.echo(f"  {info.error}")
+
+
+@cli.group()
+def plugin() -> None:
+    """Write a new plugin."""
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.option(
+    "-c",
+    "--capability",
+    "capabilities",
+    multiple=True,
+    required=True,
+    type=click.Choice(["chat", "vision", "sentiment", "storage"]),
+    help="What the backend serves (repeat for several).",
+)
+@click.option(
+    "--http/--no-http",
+    default=None,
+    help="Chat and vision on the HTTP backend kit (the default for them).",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Where to write the distribution (modelport-NAME/).",
+)
+def plugin_new(name: str, capabilities: tuple[str, ...], http: bool | None, directory: str) -> None:
+    """Scaffold a plugin distribution: pyproject with the entry point, the backend and its
+    settings class, a test module running the conformance suites, a README."""
+    from ._scaffold import scaffold
+
+    made = scaffold(name, capabilities, http=http, directory=Path(directory))
+    for file in made.files:
+        click.echo(_one_line(str(made.root / file)))
+    click.echo(
+        _one_line(
+            f"next: cd {made.root} && pip install -e '.[test]' && modelport plugins && pytest"
+        ),
+        err=True,
+    )
 
 
 @cli.group()

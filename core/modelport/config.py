@@ -280,12 +280,16 @@ class TrainingSettings:
         hyperparameters set none.
     :ivar tokenizer: the tiktoken encoding used to count tokens, when tiktoken is installed.
     :ivar min_examples: overrides the training backend's minimum number of examples.
+    :ivar base_model: the model to fine-tune when a call names none (CLI: ``--model``).
+        Unset: the training backend's own default (a local trainer's ``base_model``, say),
+        else the default assistant's model (the one given with ``--from-dialogues``).
     """
 
     csv: CsvColumns = CsvColumns()
     epochs: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     tokenizer: str = "o200k_base"
     min_examples: int | None = None
+    base_model: str | None = None
 
 
 _AT_LEAST_ZERO: Any = attrs.validators.optional(attrs.validators.ge(0))
@@ -472,14 +476,19 @@ def _structure_error(
 ) -> ConfigError:
     from .serialization import structure_errors
 
+    named = _name_validator_errors(exc)
     lines = structure_errors(exc, path=prefix or "$")
     what, _, where = lines[0].rpartition(" @ ")
     key = where.removeprefix("$").removeprefix(".") or None
     hint = "check the spelling against the configuration reference (docs/configuration.md)"
-    invalid = re.match(r"'(\w+)' (must .*): (.*)$", what)
+    invalid = _ATTRS_MESSAGE.match(what)
     if invalid:
         key = f"{key}.{invalid.group(1)}" if key else invalid.group(1)
         what = f"{invalid.group(2)}, not {invalid.group(3)}"
+        hint = "see the configuration reference (docs/configuration.md)"
+    elif what in named:  # any other validator's message
+        field, what = named[what]
+        key = f"{key}.{field}" if key else field
         hint = "see the configuration reference (docs/configuration.md)"
     extra = re.match(r"extra fields found \((.*)\)", what)
     if extra:
@@ -500,6 +509,53 @@ def _structure_error(
         error.key = key  # named in the message by the variable, which says more
         return error
     return ConfigError(redact(what), path=path, key=key, hint=hint)
+
+
+#: An attrs validator's message, which names the attribute: ``'name' must ...: value``.
+_ATTRS_MESSAGE = re.compile(r"'(\w+)' (must .*): (.*)$")
+
+
+def _name_validator_errors(exc: BaseException) -> dict[str, tuple[str, str]]:
+    """Name the field of every validator's ``ValueError`` in ``exc`` (a cattrs error tree).
+
+    Validators run in the class's ``__init__``, after cattrs has structured each field, so
+    cattrs cannot say which field failed; only attrs' own messages name it. Any other message
+    is prefixed in place with ``'field' `` (so the formatter keeps it), and the result maps
+    each new text to the field and the validator's own message.
+    """
+    import cattrs
+
+    named: dict[str, tuple[str, str]] = {}
+    subs: tuple[BaseException, ...] = getattr(exc, "exceptions", ())
+    for sub in subs:
+        named |= _name_validator_errors(sub)
+    if not isinstance(exc, cattrs.ClassValidationError) or not attrs.has(exc.cl):
+        return named
+    fields = {field.name for field in attrs.fields(exc.cl)}
+    for sub in subs:
+        if type(sub) is not ValueError or getattr(sub, "__notes__", None):
+            continue  # not a validator's: a field's structuring failed (cattrs names it)
+        text = str(sub)
+        field = None if _ATTRS_MESSAGE.match(text) else _validated_field(sub, fields)
+        if field is not None:
+            sub.args = (f"'{field}' {text}",)
+            named[str(sub)] = (field, text)
+    return named
+
+
+def _validated_field(error: BaseException, fields: set[str]) -> str | None:
+    """The field whose validator raised ``error``: the ``attrs.Attribute`` that a validator is
+    passed, in the innermost frame that has one among its arguments."""
+    found = None
+    tb = error.__traceback__
+    while tb is not None:
+        code, names = tb.tb_frame.f_code, tb.tb_frame.f_locals
+        for name in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]:
+            value = names.get(name)
+            if isinstance(value, attrs.Attribute) and value.name in fields:
+                found = value.name
+        tb = tb.tb_next
+    return found
 
 
 def _sources_of(sources: Mapping[str, str], key: str | None) -> list[str]:

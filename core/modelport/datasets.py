@@ -2,6 +2,8 @@
 
 * **JSONL** in the chat fine-tuning format: one ``{"messages": [{"role": ..., "content": ...},
   ...]}`` per line. An assistant message may carry ``"weight": 0`` (context only, not learnt).
+  A user message's content may be a list of parts in the vision fine-tuning format (``text``
+  and ``image_url`` parts, images as ``data:`` or ``https://`` URLs).
 * **CSV** in one of two shapes, told apart by the header (column names are configurable with
   :class:`CsvColumns`):
 
@@ -22,6 +24,8 @@ such an error, never another exception.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import errno
 import io
@@ -38,7 +42,16 @@ import attrs
 from ._json import json_text
 from ._text import invalid_unicode
 from .errors import ConfigError, TrainingDataError
-from .types import ROLES, Message, TrainingDataset, TrainingExample
+from .types import (
+    ROLES,
+    Image,
+    ImagePart,
+    Message,
+    Part,
+    TextPart,
+    TrainingDataset,
+    TrainingExample,
+)
 
 __all__ = [
     "DATA_SUFFIXES",
@@ -138,8 +151,17 @@ def _jsonl_example(row: Any, where: str, problems: list[str]) -> TrainingExample
         if not isinstance(role, str) or role not in ROLES:
             problems.append(f"{where}: message {index} has unknown role {_short(role)}")
             return None
+        parts: tuple[Part, ...] | None = None
+        if isinstance(content, list) and role == "user":  # text and image_url parts
+            parts = _content_parts(content, f"{where}: message {index} ({role})", problems)
+            if parts is None:
+                return None
+            content = "\n\n".join(p.text for p in parts if isinstance(p, TextPart))
         if not isinstance(content, str):
-            problems.append(f"{where}: message {index} ({role}) needs a string 'content'")
+            problems.append(
+                f"{where}: message {index} ({role}) needs a string 'content'"
+                + (" (a list of parts only on user messages)" if role != "user" else "")
+            )
             return None
         bad_text = invalid_unicode(content, escaped_bytes=False)  # a "\\ud800" in the JSON
         if bad_text:
@@ -159,8 +181,77 @@ def _jsonl_example(row: Any, where: str, problems: list[str]) -> TrainingExample
             return None
         if weight == 0:
             context.append(index - 1)
-        parsed.append(Message(role, content))  # type: ignore[arg-type]  # one of ROLES
+        parsed.append(Message(role, parts if parts is not None else content))  # type: ignore[arg-type]  # one of ROLES
     return TrainingExample(parsed, origin=where, context=context)
+
+
+def _content_parts(content: list[Any], where: str, problems: list[str]) -> tuple[Part, ...] | None:
+    """The parts of a message in the vision fine-tuning format: ``{"type": "text", "text":
+    ...}`` and ``{"type": "image_url", "image_url": {"url": ..., "detail": ...}}``."""
+    parts: list[Part] = []
+    for number, part in enumerate(content, start=1):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            parts.append(TextPart(part["text"]))
+            continue
+        image = part.get("image_url") if kind == "image_url" else None
+        url = image.get("url") if isinstance(image, dict) else None
+        detail = image.get("detail", "auto") if isinstance(image, dict) else None
+        if not isinstance(url, str) or detail not in ("auto", "low", "high"):
+            problems.append(
+                f"{where}: part {number} is neither a text part nor an image_url part "
+                "with a url (and detail auto, low or high)"
+            )
+            return None
+        try:
+            picture = _url_image(url)
+        except ValueError as exc:
+            problems.append(f"{where}: part {number}: {exc}")
+            return None
+        parts.append(ImagePart(picture, detail))
+    return tuple(parts)
+
+
+def _url_image(url: str) -> Image:
+    """An image from an ``image_url`` part: the bytes of a ``data:`` URL, else the URL."""
+    if not url.startswith("data:"):
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("an image URL must start with http://, https:// or data:")
+        return Image.from_url(url)
+    header, comma, body = url.partition(",")
+    if not comma or not header.endswith(";base64"):
+        raise ValueError("a data: URL must be base64 (data:image/png;base64,...)")
+    try:
+        data = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the data: URL is not valid base64") from None
+    try:
+        return Image.from_bytes(data, source="data: URL")
+    except Exception as exc:  # ImageError: not an image
+        raise ValueError(str(exc)) from None
+
+
+def _image_url(part: ImagePart) -> dict[str, Any]:
+    image = part.image
+    if image.url is not None:
+        url = image.url
+    else:
+        assert image.data is not None
+        media_type = image.media_type or "application/octet-stream"
+        url = f"data:{media_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+    detail = {} if part.detail == "auto" else {"detail": part.detail}
+    return {"type": "image_url", "image_url": {"url": url, **detail}}
+
+
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    """A message's JSONL content: its text, or (with images) its parts in the vision
+    fine-tuning format."""
+    if not message.images:
+        return message.text
+    return [
+        {"type": "text", "text": p.text} if isinstance(p, TextPart) else _image_url(p)
+        for p in message.parts
+    ]
 
 
 def _short(value: Any) -> str:
@@ -449,8 +540,10 @@ def load_dataset(
 
 
 def dataset_to_jsonl(dataset: TrainingDataset) -> str:
-    """The dataset in the chat fine-tuning JSONL format (text parts only; context-only
-    assistant messages carry ``"weight": 0``).
+    """The dataset in the chat fine-tuning JSONL format (context-only assistant messages carry
+    ``"weight": 0``). A message with images has a list of parts as its content, in the vision
+    fine-tuning format: ``{"type": "text", ...}`` and ``{"type": "image_url", "image_url":
+    {"url": "data:image/png;base64,..."}}``; :func:`load_jsonl` reads them back.
 
     Text is written as it is (``ensure_ascii=False``), so a line may hold ``\\u2028`` and
     the like: :func:`load_jsonl` reads it back. A line whose text is not valid Unicode (a lone
@@ -460,7 +553,7 @@ def dataset_to_jsonl(dataset: TrainingDataset) -> str:
     for example in dataset.examples:
         context = set(example.context)
         messages: list[Mapping[str, Any]] = [
-            {"role": m.role, "content": m.text, **({"weight": 0} if i in context else {})}
+            {"role": m.role, "content": _content(m), **({"weight": 0} if i in context else {})}
             for i, m in enumerate(example.messages)
         ]
         out.write(json_text({"messages": messages}))

@@ -13,11 +13,14 @@ documented in ``docs/hooks.md``): a summary line, a ``:param:`` per argument, ``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from .config import Settings
     from .registry import BackendRegistry
     from .types import CallFailure, Exchange
@@ -89,4 +92,21 @@ def modelport_on_error(failure: CallFailure) -> None:
     :returns: nothing.
 
     .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def modelport_cli_commands() -> Iterable[click.Command] | None:
+    """Add commands (or command groups) to the ``modelport`` command line.
+
+    Called only when the command line needs more than its built-in commands: a name it does
+    not know, or the list of commands (``modelport --help``). Build the commands with click
+    (``@click.group()``); import what they need inside them, not here. A command named like a
+    built-in one (or one another plugin added first) is refused, and a hook that raises is
+    reported as one warning line: neither stops the command line.
+
+    :returns: the :class:`click.Command` objects to add (a :class:`click.Group` brings its
+        subcommands), or ``None`` for none.
+
+    .. versionadded:: 0.2
     """

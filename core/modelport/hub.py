@@ -303,8 +303,14 @@ class Hub(_HubBase):
         validation: DatasetSource | None = None,
         description: str = "",
         on_progress: Callable[[UploadProgress], None] | None = None,
+        backend: str | None = None,
     ) -> TrainingJob:
         """Validate, upload and start a training job, and record it in the store.
+
+        The job runs on the training backend ``backend`` (else ``[capabilities] training``);
+        its record keeps which, and :meth:`job`, :meth:`wait_job`, :meth:`cancel_job` and
+        :meth:`job_events` go to it. The base model is ``base_model``, else as
+        :meth:`training_base_model` says.
 
         Uploads and job creation are never retried blindly (a retried create could start a
         second paid job): only a rate-limit refusal is retried.
@@ -326,7 +332,25 @@ class Hub(_HubBase):
                 validation=validation,
                 description=description,
                 on_progress=on_progress,
+                backend=backend,
             )
+        )
+
+    def training_base_model(
+        self,
+        base_model: str | None = None,
+        *,
+        backend: str | None = None,
+        assistant: str | None = None,
+    ) -> str | None:
+        """The model a job would train, first found: ``base_model`` (the call's; CLI
+        ``--model``), ``[training] base_model``, the training backend's own default
+        (``default_base_model``, see :class:`modelport.backends.HasDefaultBaseModel`), and
+        last the model of ``assistant`` (the default assistant when ``None``), which suits
+        a backend training the models of the vendor that chats. ``None`` when none is set.
+        """
+        return self._do(
+            self._ops.training_base_model(base_model, backend=backend, assistant=assistant)
         )
 
     def check_dataset(
@@ -335,15 +359,18 @@ class Hub(_HubBase):
         *,
         base_model: str | None = None,
         hyperparameters: Mapping[str, Any] | None = None,
+        backend: str | None = None,
     ) -> DatasetReport:
         """Load and validate training data without uploading it: examples, tokens, problems
-        (no base model, from ``base_model`` or the default assistant, is one), and the
-        estimated cost when the training backend knows its price.
+        (no base model, see :meth:`training_base_model`, is one), and the estimated cost
+        when the training backend (``backend``, else the configured one) knows its price.
 
         :raises TrainingDataError: when the file cannot be read as training data at all.
         """
         return self._do(
-            self._ops.check_dataset(dataset, base_model=base_model, hyperparameters=hyperparameters)
+            self._ops.check_dataset(
+                dataset, base_model=base_model, hyperparameters=hyperparameters, backend=backend
+            )
         )
 
     def dynamic_train(
@@ -356,7 +383,10 @@ class Hub(_HubBase):
         **train_kwargs: Any,
     ) -> TrainingJob:
         """Train on stored dialogues (the original ``dynamic_train``), filtered by assistant,
-        by date and by the sentiment labels of the replies; see :meth:`dialogue_dataset`."""
+        by date and by the sentiment labels of the replies; see :meth:`dialogue_dataset`.
+        ``train_kwargs`` are :meth:`train`'s (``backend=`` picks the trainer, and images are
+        kept when it takes them); the base model defaults as :meth:`training_base_model`
+        says, with ``assistant``'s model last."""
         return self._do(
             self._ops.dynamic_train(
                 assistant=assistant,
@@ -374,10 +404,16 @@ class Hub(_HubBase):
         since: datetime | None = None,
         labels: Collection[SentimentLabel | str] | None = None,
         repeat: bool = False,
+        backend: str | None = None,
     ) -> TrainingDataset:
         """Stored dialogues as training examples (one per dialogue), each with its own
-        assistant's instructions as the system message (the default assistant's when that one
-        is no longer configured).
+        assistant's instructions as the system message (the dialogue's own system message
+        when it has one; the default assistant's when its assistant is no longer configured).
+
+        Images are kept (for vision fine-tuning) when the training backend ``backend`` (else
+        the configured one) takes them (:class:`modelport.backends.TakesImageExamples`);
+        otherwise they are left out, and the dataset's ``warnings`` say how many, from which
+        dialogues.
 
         Only replies whose sentiment label is in ``labels`` are learnt (``None``: all), and,
         unless ``repeat``, none that an earlier job (not failed or cancelled) learnt already;
@@ -385,7 +421,7 @@ class Hub(_HubBase):
         """
         return self._do(
             self._ops.dialogue_dataset(
-                assistant=assistant, since=since, labels=labels, repeat=repeat
+                assistant=assistant, since=since, labels=labels, repeat=repeat, backend=backend
             )
         )
 
@@ -402,10 +438,23 @@ class Hub(_HubBase):
         return self._do(self._ops.remote_jobs(limit=limit))
 
     def cancel_job(self, job_id: str) -> TrainingJob:
+        """Cancel a job on the backend that runs it.
+
+        :raises InvalidRequestError: when the job has finished already.
+        """
         return self._do(self._ops.cancel_job(job_id))
 
     def job_events(self, job_id: str) -> tuple[JobEvent, ...]:
+        """The job's events, oldest first: the backend's own, or, for a backend without
+        (see :class:`modelport.backends.HasJobEvents`), its status changes as the job record
+        keeps them (``"status: queued → running"``)."""
         return self._do(self._ops.job_events(job_id))
+
+    def serving_notes(self, job: TrainingJob) -> tuple[str, ...]:
+        """How to chat with the result of ``job`` (a succeeded job), as its training backend
+        says (:class:`modelport.backends.HasServingNotes`): lines to print; empty when it
+        says nothing."""
+        return self._do(self._ops.serving_notes(job))
 
     def wait_job(
         self,
@@ -427,7 +476,9 @@ class Hub(_HubBase):
         end the wait.
 
         :param on_update: called with the job whenever its status changes.
-        :param on_event: called with each new event of the job's log, oldest first.
+        :param on_event: called with each new event of the job's log, oldest first; for a
+            backend without events, with events made from the job's status changes and
+            progress (step, loss, time left).
         :param on_poll: called after each poll with the job and the seconds until the next.
         :param max_outage_s: how long the backend may keep failing before waiting stops
             (``None``: until ``timeout_s``).

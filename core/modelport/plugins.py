@@ -30,14 +30,28 @@ if TYPE_CHECKING:
     from .config import Settings
     from .types import CallFailure, Exchange
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "Plugins", "make_plugins"]
+__all__ = ["ENTRY_POINT_GROUP", "BackendInfo", "PluginInfo", "Plugins", "make_plugins"]
 
 ENTRY_POINT_GROUP = "modelport"
 
 
 @attrs.frozen
+class BackendInfo:
+    """One backend a plugin offers, as ``modelport plugins`` lists it."""
+
+    name: str
+    capabilities: tuple[str, ...]
+    description: str = ""
+    docs: str | None = None
+
+
+@attrs.frozen
 class PluginInfo:
-    """One plugin, as ``modelport plugins`` lists it."""
+    """One plugin, as ``modelport plugins`` lists it.
+
+    :ivar backends: the names of its backends; ``offers`` has each with its capabilities,
+        description and documentation.
+    """
 
     name: str
     status: Literal["loaded", "blocked", "failed"]
@@ -45,6 +59,28 @@ class PluginInfo:
     version: str | None = None
     backends: tuple[str, ...] = ()
     error: str | None = None
+    offers: tuple[BackendInfo, ...] = ()
+    docs: str | None = None
+
+
+def distribution_docs(distribution: str | None) -> str | None:
+    """The documentation URL a distribution's metadata gives (``Project-URL:
+    Documentation``, else ``Homepage``/``Home-page``), or ``None``."""
+    if distribution is None:
+        return None
+    try:
+        meta = importlib.metadata.metadata(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    urls: dict[str, str] = {}
+    for entry in meta.get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        urls[label.strip().lower().replace("-", "").replace("_", "")] = url.strip()
+    for label in ("documentation", "docs", "homepage"):
+        if urls.get(label):
+            return urls[label]
+    home = meta.get_all("Home-page") or []
+    return str(home[0]) if home and home[0] else None
 
 
 @attrs.define
@@ -126,11 +162,47 @@ class Plugins:
                     "observer_failed", plugin=impl.plugin_name, hook=hook_name, error=repr(exc)
                 )
 
+    def docs_of(self, plugin: str, backend_docs: str = "") -> str | None:
+        """Where a plugin's backend is documented: its own ``docs``, else its distribution's
+        documentation URL."""
+        if backend_docs:
+            return backend_docs
+        return distribution_docs(self.distributions.get(plugin, (None, None))[0])
+
+    def cli_commands(self) -> tuple[list[tuple[str, object]], list[PluginError]]:
+        """The commands plugins add through ``modelport_cli_commands``, as ``(plugin,
+        command)``, and a :class:`PluginError` for each plugin whose hook failed (recorded
+        nowhere else: its backends still work)."""
+        found: list[tuple[str, object]] = []
+        problems: list[PluginError] = []
+        for impl in self._impls("modelport_cli_commands"):
+            try:
+                commands = _call_impl(impl)
+                items = [] if commands is None else list(commands)  # type: ignore[call-overload]
+            except Exception as exc:
+                error = PluginError(
+                    f"adding its commands failed: {_describe(exc)}", plugin=impl.plugin_name
+                )
+                error.__cause__ = exc
+                problems.append(error)
+                continue
+            found += [(impl.plugin_name, command) for command in items]
+        return found, problems
+
     def infos(self) -> list[PluginInfo]:
         """Every plugin: loaded, blocked or failed, with its distribution and backends."""
         backends: dict[str, list[str]] = {}
+        offers: dict[str, list[BackendInfo]] = {}
         for spec in self.registry:
             backends.setdefault(spec.plugin, []).append(spec.name)
+            offers.setdefault(spec.plugin, []).append(
+                BackendInfo(
+                    spec.name,
+                    tuple(sorted(spec.capabilities)),
+                    spec.description,
+                    spec.docs or None,
+                )
+            )
         rows: list[PluginInfo] = []
         names = {n for n, _ in self.manager.list_name_plugin() if n is not None}
         for name in sorted(names | set(self.failures) | self.blocked):
@@ -150,6 +222,8 @@ class Plugins:
                     version=version,
                     backends=tuple(backends.get(name, ())) if status == "loaded" else (),
                     error=str(error.__cause__ or error) if error else None,
+                    offers=tuple(offers.get(name, ())) if status == "loaded" else (),
+                    docs=distribution_docs(dist),
                 )
             )
         return rows

@@ -37,6 +37,10 @@ class BackendSpec:
     :ivar settings: a frozen attrs class for the config section, or ``None`` for none.
     :ivar default_for: capabilities this backend serves when config names none.
     :ivar plugin: the name of the plugin that offered it.
+    :ivar description: one line saying what it is (``modelport plugins`` shows it).
+    :ivar docs: where its documentation is (a URL): a mistake in its config section points
+        there. Empty: the plugin distribution's ``Project-URL`` (``Documentation``, else
+        ``Homepage``) is used when it has one.
     """
 
     name: str
@@ -46,6 +50,7 @@ class BackendSpec:
     default_for: frozenset[Capability] = frozenset()
     plugin: str = "?"
     description: str = ""
+    docs: str = ""
 
 
 @attrs.define
@@ -77,6 +82,7 @@ class BackendRegistry:
         settings: type[S],
         default_for: Iterable[Capability | str] = (),
         description: str = "",
+        docs: str = "",
     ) -> BackendSpec: ...
 
     @overload
@@ -89,6 +95,7 @@ class BackendRegistry:
         settings: None = None,
         default_for: Iterable[Capability | str] = (),
         description: str = "",
+        docs: str = "",
     ) -> BackendSpec: ...
 
     def add(
@@ -100,6 +107,7 @@ class BackendRegistry:
         settings: type[Any] | None = None,
         default_for: Iterable[Capability | str] = (),
         description: str = "",
+        docs: str = "",
     ) -> BackendSpec:
         """Offer a backend.
 
@@ -110,6 +118,9 @@ class BackendRegistry:
         :param capabilities: the capabilities the backend object implements.
         :param settings: a frozen attrs class its config section is structured into.
         :param default_for: capabilities it serves when config names no backend.
+        :param description: one line saying what it is (``modelport plugins`` shows it).
+        :param docs: the URL of its documentation, where a mistake in its config section
+            points (default: the distribution's ``Documentation`` or ``Homepage`` URL).
         :raises modelport.errors.PluginError: for a bad or duplicate name, or an unknown
             capability, naming this registrar's plugin.
         """
@@ -143,6 +154,7 @@ class BackendRegistry:
             default_for=defaults,
             plugin=plugin,
             description=description,
+            docs=docs,
         )
         self._specs[name] = spec
         return spec

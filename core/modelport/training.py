@@ -29,7 +29,16 @@ from .datasets import (
 )
 from .errors import ConfigError
 from .logs import get_logger
-from .types import Dialogue, Message, SentimentLabel, TrainingDataset, TrainingExample
+from .types import (
+    Dialogue,
+    ImagePart,
+    Message,
+    Part,
+    SentimentLabel,
+    TextPart,
+    TrainingDataset,
+    TrainingExample,
+)
 
 __all__ = [
     "CsvColumns",
@@ -102,13 +111,26 @@ def exchange_key(prompt: str, reply: str) -> str:
     return digest.hexdigest()[:20]
 
 
+def _image_key(part: ImagePart) -> str:
+    image = part.image
+    what = image.data if image.data is not None else (image.url or "").encode("utf-8")
+    return hashlib.sha256(what).hexdigest()[:16]
+
+
+def prompt_text(message: Message) -> str:
+    """A question as :func:`exchange_key` reads it: its text, and a digest of each image it
+    shows (a text-only question is its text alone, so older keys stay valid)."""
+    images = "".join(f"\n[image {_image_key(p)}]" for p in message.images)
+    return message.text + images
+
+
 def example_exchanges(example: TrainingExample) -> list[tuple[int, str]]:
     """``(index, key)`` of every assistant message the example teaches (not context)."""
     found: list[tuple[int, str]] = []
     prompt = ""
     for index, message in enumerate(example.messages):
         if message.role == "user":
-            prompt = message.text
+            prompt = prompt_text(message)
         elif message.role == "assistant" and index not in example.context:
             found.append((index, exchange_key(prompt, message.text)))
     return found
@@ -138,6 +160,10 @@ class DatasetReport:
     warnings: tuple[str, ...] = ()
     #: US dollars per million training tokens, when the training backend knows it.
     price_per_million: float | None = None
+    #: The model a job would train (see :meth:`modelport.Hub.training_base_model`).
+    base_model: str | None = None
+    #: The training backend checked against (``None``: none was available).
+    backend: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -164,8 +190,12 @@ def _shape_problems(example: TrainingExample, where: str) -> list[str]:
         return [f"{where}: no messages"]
     problems: list[str] = []
     for index, message in enumerate(example.messages, start=1):
-        if not message.text.strip():
+        if not message.text.strip() and not message.images:
             problems.append(f"{where}: message {index} ({message.role}) is empty")
+        if message.images and message.role != "user":
+            problems.append(
+                f"{where}: message {index} ({message.role}) has images (only user messages may)"
+            )
         bad_text = invalid_unicode(message.text, escaped_bytes=False)
         if bad_text:
             problems.append(f"{where}: message {index} ({message.role}) is not text: {bad_text}")
@@ -211,7 +241,7 @@ def check_dataset(
     for number, example in enumerate(dataset.examples, start=1):
         where = _where(example, number, dataset.source)
         problems += _shape_problems(example, where)
-        shape = tuple((m.role, m.text.strip()) for m in example.messages)
+        shape = tuple((m.role, prompt_text(m).strip()) for m in example.messages)
         if shape in seen:
             problems.append(f"{where}: the same example as {seen[shape]}")
         else:
@@ -273,6 +303,8 @@ class _Notes:
     """What :func:`dataset_from_dialogues` leaves out, for the dataset's warnings."""
 
     images: dict[str, int] = attrs.field(factory=dict)
+    #: the image types the training backend takes (empty: none)
+    media_types: frozenset[str] = frozenset()
     #: assistants no longer configured -> the dialogues of theirs given the default's
     #: instructions
     unconfigured: dict[str | None, list[str]] = attrs.field(factory=dict)
@@ -283,10 +315,15 @@ class _Notes:
         found: list[str] = []
         if self.images:
             count = sum(self.images.values())
+            why = (
+                f"the training backend takes only {', '.join(sorted(self.media_types))} images"
+                if self.media_types
+                else "training data holds text only"
+            )
             found.append(
                 f"{count} image(s) in {len(self.images)} dialogue(s) left out "
-                f"({_ids(list(self.images))}): training data holds text only, so replies to a "
-                "message with images are kept as context and not learnt"
+                f"({_ids(list(self.images))}): {why}, so replies to a message with images"
+                f"{' left out' if self.media_types else ''} are kept as context and not learnt"
             )
         for name, ids in self.unconfigured.items():
             whose = (
@@ -331,16 +368,22 @@ def _dialogue_text(
     empty: list[int] = []
     dropped = 0
     for number, stored in enumerate(dialogue.messages, start=1):
-        if stored.images:
-            notes.images[dialogue.id] = notes.images.get(dialogue.id, 0) + len(stored.images)
+        images = _kept_images(stored, notes.media_types)
+        if len(images) < len(stored.images):
+            left = len(stored.images) - len(images)
+            notes.images[dialogue.id] = notes.images.get(dialogue.id, 0) + left
         text = _clean(stored.text)
         learn = False
         if stored.role == "user":
-            skipping = not text.strip()
-            if skipping:  # an empty question (or only images): its exchange is left out
+            skipping = not text.strip() and not images
+            if skipping:  # an empty question (or only images left out): left out
                 empty.append(number)
                 continue
-            prompt, pictured = text, bool(stored.images)
+            message = Message("user", _parts(text, images))
+            prompt, pictured = prompt_text(message), len(images) < len(stored.images)
+            kept.append(message)
+            learnt.append(False)
+            continue
         elif stored.role == "system":
             if number > 1 or not text.strip():
                 dropped += 1
@@ -371,12 +414,30 @@ def _dialogue_text(
     return kept, learnt
 
 
+def _kept_images(message: Message, media_types: frozenset[str]) -> tuple[ImagePart, ...]:
+    """The images of a user message that the training backend takes (an image by URL whose
+    type is not known is kept: the backend fetches it)."""
+    if message.role != "user" or not media_types:
+        return ()
+    return tuple(
+        p
+        for p in message.images
+        if p.image.media_type in media_types
+        or (p.image.media_type is None and p.image.url is not None)
+    )
+
+
+def _parts(text: str, images: tuple[ImagePart, ...]) -> tuple[Part, ...]:
+    return ((TextPart(text),) if text.strip() or not images else ()) + images
+
+
 def dataset_from_dialogues(
     dialogues: Iterable[Dialogue],
     *,
     instructions: Instructions = None,
     labels: Collection[SentimentLabel | str] | None = None,
     exclude: Collection[str] = (),
+    media_types: Collection[str] = (),
 ) -> TrainingDataset:
     """Examples from stored dialogues (the original ``dynamic_train``): one per dialogue.
 
@@ -386,19 +447,25 @@ def dataset_from_dialogues(
     replies stay in as context only (``TrainingExample.context``), and each example ends at
     its last learnt reply; a dialogue with none is left out.
 
-    Training data is text: images are left out, and the replies to a message that had any
-    stay as context only (learning them would teach the model to describe what it cannot
-    see). An exchange whose question is empty (or was only images) is left out, as are empty
-    replies, system messages after the first, and replies before the first question. What was
-    left out is in the dataset's ``warnings``.
+    Each example starts with the dialogue's own instructions: its first message when that is
+    a system message, else ``instructions``.
+
+    Images of user messages are kept when their type is in ``media_types`` (the image types
+    the training backend takes, for vision fine-tuning; written as ``image_url`` parts by
+    :func:`dataset_to_jsonl`). Other images are left out, and the replies to a message that
+    had any left out stay as context only (learning them would teach the model to describe
+    what it cannot see). An exchange whose question is empty (or was only images left out)
+    is left out, as are empty replies, system messages after the first, and replies before
+    the first question. What was left out is in the dataset's ``warnings``.
 
     :param instructions: the system message to put first when the dialogue has none: one
         text, or a function giving the instructions of the dialogue's own assistant from its
         name (see :data:`Instructions`; :meth:`modelport.Hub.dialogue_dataset` passes one).
+    :param media_types: the image types to keep (empty: none; text only).
     """
     wanted = {SentimentLabel(label) for label in labels} if labels is not None else None
     skip = set(exclude)
-    notes = _Notes()
+    notes = _Notes(media_types=frozenset(media_types))
     cache: dict[str | None, str] = {}
     examples: list[TrainingExample] = []
     ids: list[str] = []
@@ -436,6 +503,8 @@ def describe_report(report: DatasetReport) -> dict[str, Any]:
     return {
         "source": report.source,
         "ok": report.ok,
+        "backend": report.backend,
+        "base_model": report.base_model,
         "examples": report.examples,
         "messages": report.messages,
         "tokens": report.tokens,

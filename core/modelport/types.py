@@ -573,7 +573,17 @@ class UploadProgress:
 
 @attrs.frozen
 class TrainingJob:
-    """A training job as its backend reports it."""
+    """A training job as its backend reports it.
+
+    :ivar fine_tuned_model: the model id the backend serves the result as, once it has one.
+    :ivar result: where the result lives: a model id, or the path of an artifact (a local
+        trainer's adapter directory); ``None`` until the job succeeded. A backend whose result
+        is a model it serves may set only ``fine_tuned_model`` (see :attr:`outcome`).
+    :ivar step: the training step reached, while the backend says.
+    :ivar total_steps: the steps the job will take, when known.
+    :ivar loss: the training loss at ``step``.
+    :ivar seconds_left: the backend's estimate of the time left.
+    """
 
     id: str
     backend: str
@@ -584,6 +594,40 @@ class TrainingJob:
     fine_tuned_model: str | None = None
     training_file: str | None = None
     error: str | None = None
+    result: str | None = None
+    step: int | None = None
+    total_steps: int | None = None
+    loss: float | None = None
+    seconds_left: float | None = None
+
+    @property
+    def outcome(self) -> str | None:
+        """Where the result lives: ``result``, else ``fine_tuned_model``."""
+        return self.result or self.fine_tuned_model
+
+    def progress(self) -> str | None:
+        """The progress fields as one line (``"step 3/10, loss 1.2345, about 42s left"``), or
+        ``None`` when the backend reports none."""
+        parts = []
+        if self.step is not None:
+            total = f"/{self.total_steps}" if self.total_steps else ""
+            parts.append(f"step {self.step}{total}")
+        if self.loss is not None:
+            parts.append(f"loss {self.loss:.4f}")
+        if self.seconds_left is not None and not self.status.is_terminal:
+            parts.append(f"about {_seconds(self.seconds_left)} left")
+        return ", ".join(parts) or None
+
+
+def _seconds(value: float) -> str:
+    seconds = max(int(value), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
 
 
 @attrs.frozen
@@ -607,7 +651,15 @@ def _history(value: Iterable[StatusChange]) -> tuple[StatusChange, ...]:
 
 @attrs.frozen
 class JobRecord:
-    """A training job as modelport remembers it (the original ``save_job_id``)."""
+    """A training job as modelport remembers it (the original ``save_job_id``).
+
+    ``backend`` is the training backend that runs the job: ``jobs show``, ``wait``,
+    ``cancel`` and ``events`` go to it, whatever ``[capabilities] training`` says now.
+    ``history`` holds every status the hub saw (the last one is :attr:`status`); for a
+    backend without an events endpoint, the hub makes the job's events from it.
+    ``result`` is where the trained result lives once the job succeeded: a model id, or an
+    artifact path (see :attr:`TrainingJob.result`).
+    """
 
     job_id: str
     backend: str
@@ -619,6 +671,7 @@ class JobRecord:
     #: Keys of the exchanges the job learns from (see :func:`modelport.training.exchange_key`),
     #: so later datasets built from dialogues can leave them out.
     exchanges: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    result: str | None = None
 
     @property
     def status(self) -> JobStatus | None:
@@ -630,8 +683,33 @@ class JobRecord:
         if not history or history[-1].status != job.status:
             history = (*history, StatusChange(job.status, at or utcnow()))
         return attrs.evolve(
-            self, history=history, fine_tuned_model=job.fine_tuned_model or self.fine_tuned_model
+            self,
+            history=history,
+            fine_tuned_model=job.fine_tuned_model or self.fine_tuned_model,
+            result=job.outcome or self.result,
         )
+
+    def is_behind(self, job: TrainingJob) -> bool:
+        """Whether ``job`` (the backend's view) says more than this record: another status,
+        or a result the record does not hold yet."""
+        return self.status != job.status or (job.outcome is not None and job.outcome != self.result)
+
+    def status_events(self) -> tuple[JobEvent, ...]:
+        """The job's events made from its status changes (``"status: queued → running"``),
+        for a backend that has no events of its own."""
+        events = []
+        previous: JobStatus | None = None
+        for change in self.history:
+            events.append(status_event(previous, change.status, change.at))
+            previous = change.status
+        return tuple(events)
+
+
+def status_event(previous: JobStatus | None, status: JobStatus, at: datetime) -> JobEvent:
+    """The event of a job's status change: ``"status: queued → running"`` (or
+    ``"status: queued"`` for the first status seen)."""
+    moved = f"{previous.value} → {status.value}" if previous is not None else status.value
+    return JobEvent(at, f"status: {moved}", "error" if status is JobStatus.FAILED else "info")
 
 
 # --- observation -----------------------------------------------------------------------------

@@ -50,9 +50,10 @@ class LocalSettings:
 
     :ivar jobs_dir: where jobs and uploaded data live (``~`` is expanded). Default:
         ``local-jobs`` in the user data directory (``~/.local/share/modelport/local-jobs``).
-    :ivar base_model: the model to train when the job's own base model is not a local model
-        (the hub passes the default assistant's model, often a hosted one): a directory
-        holding a Hugging Face model, or a hub id already in the local cache.
+    :ivar base_model: the trainer's default base model: what the hub trains when neither the
+        call (``--model``) nor ``[training] base_model`` names one, and what a job trains
+        when its own base model is not a local model: a directory holding a Hugging Face
+        model, or a hub id already in the local cache.
     :ivar lora_r: the LoRA rank.
     :ivar lora_alpha: the LoRA scaling numerator (the scale is ``lora_alpha / lora_r``).
     :ivar lora_dropout: dropout on the LoRA layers.

@@ -45,6 +45,7 @@ from ._jobs import (
     write_json,
     write_text_atomic,
 )
+from ._serve import chat_notes
 
 __all__ = ["LocalTrainer", "resolve_model"]
 
@@ -116,6 +117,13 @@ def _cuda_present() -> bool:
     return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
 
 
+def _number(value: Any, kind: Callable[[Any], Any]) -> Any:
+    """``value`` as ``kind`` (int or float), or ``None`` when it is not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return kind(value)
+
+
 def _time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
@@ -138,6 +146,17 @@ class LocalTrainer:
     @property
     def min_examples(self) -> int:
         return 1
+
+    @property
+    def default_base_model(self) -> str | None:
+        """``[backends.local] base_model``: what the hub trains when neither the call nor
+        ``[training] base_model`` names a model (rather than the chat assistant's model,
+        usually a hosted one)."""
+        return self.settings.base_model
+
+    def training_price(self, base_model: str) -> float | None:
+        """Training here costs no fees (so ``modelport train`` does not ask to confirm)."""
+        return 0.0
 
     @property
     def root(self) -> Path:
@@ -378,6 +397,8 @@ class LocalTrainer:
         spec = read_json(jobdir / SPEC)
         status = self._reconcile(jobdir)
         state = JobStatus(status.get("status", "queued"))
+        adapter = status.get("adapter") if state is JobStatus.SUCCEEDED else None
+        running = state is JobStatus.RUNNING
         return TrainingJob(
             id=jobdir.name,
             backend=self.name,
@@ -385,9 +406,14 @@ class LocalTrainer:
             status=state,
             created_at=_time(spec.get("created_at")),
             finished_at=_time(status.get("finished_at")),
-            fine_tuned_model=status.get("adapter") if state is JobStatus.SUCCEEDED else None,
+            fine_tuned_model=adapter,
             training_file=spec.get("training_file"),
             error=status.get("error"),
+            result=adapter,
+            step=_number(status.get("step"), int),
+            total_steps=_number(status.get("total_steps"), int),
+            loss=_number(status.get("loss"), float),
+            seconds_left=_number(status.get("seconds_left"), float) if running else None,
         )
 
     def get_job(self, job_id: str) -> TrainingJob:
@@ -433,6 +459,23 @@ class LocalTrainer:
                 return False
             time.sleep(0.05)
         return True
+
+    def serving(self, job: TrainingJob) -> list[str]:
+        """How to chat with a succeeded job's adapter (see ``serve.md`` in its directory)."""
+        if job.status is not JobStatus.SUCCEEDED:
+            return []
+        jobdir = self._jobdir(job.id)
+        spec = read_json(jobdir / SPEC)
+        adapter = read_json(jobdir / STATUS).get("adapter") or str(jobdir / "adapter")
+        config = spec.get("config")
+        config = config if isinstance(config, dict) else {}
+        return chat_notes(
+            jobdir,
+            name=str(spec.get("adapter_name") or job.id),
+            base_model=str(spec.get("base_model") or job.base_model),
+            adapter=str(adapter),
+            lora_r=_number(config.get("lora_r"), int) or 16,
+        )
 
     def job_events(self, job_id: str) -> Sequence[JobEvent]:
         jobdir = self._jobdir(job_id)

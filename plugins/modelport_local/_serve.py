@@ -13,7 +13,15 @@ import attrs
 
 from ._jobs import write_text_atomic
 
-__all__ = ["LORA_SCRIPT", "MERGED_SCRIPT", "Artifacts", "convert_gguf", "write_artifacts"]
+__all__ = [
+    "LORA_SCRIPT",
+    "MERGED_SCRIPT",
+    "Artifacts",
+    "chat_notes",
+    "convert_gguf",
+    "vllm_command",
+    "write_artifacts",
+]
 
 LORA_SCRIPT = "convert_lora_to_gguf.py"
 MERGED_SCRIPT = "convert_hf_to_gguf.py"
@@ -73,6 +81,44 @@ def convert_gguf(
     return True, None
 
 
+def vllm_command(base_model: str, name: str, adapter: Path | str, lora_r: int) -> str:
+    """The vLLM command serving the adapter ``adapter`` as the model ``name``."""
+    rank = f" --max-lora-rank {lora_r}" if lora_r > 16 else ""
+    return f"vllm serve {_q(base_model)} --enable-lora --lora-modules {name}={_q(adapter)}{rank}"
+
+
+def chat_notes(
+    jobdir: Path, *, name: str, base_model: str, adapter: Path | str, lora_r: int
+) -> list[str]:
+    """How to chat with a succeeded job's adapter through modelport's ``vllm``, ``ollama``
+    or ``llamacpp`` presets: short lines for ``modelport jobs show`` (``serve.md`` has it
+    all). Reads only what the job directory holds."""
+    lines = [
+        "serve it with one of:",
+        f"  vLLM:      {vllm_command(base_model, name, adapter, lora_r)}",
+    ]
+    if (jobdir / "Modelfile").is_file():
+        lines.append(f"  Ollama:    ollama create {name} -f {_q(jobdir / 'Modelfile')}")
+    if (jobdir / "merged.gguf").is_file():
+        lines.append(f"  llama.cpp: llama-server -m {_q(jobdir / 'merged.gguf')}")
+    elif (jobdir / "adapter.gguf").is_file():
+        lines.append(
+            f"  llama.cpp: llama-server -m base.gguf --lora {_q(jobdir / 'adapter.gguf')}"
+            " (base.gguf: the base model converted, see serve.md)"
+        )
+    else:
+        lines.append("  llama.cpp: convert to GGUF first (see serve.md)")
+    lines += [
+        'then add an assistant on the matching preset (backend = "vllm", "ollama" or "llamacpp"):',
+        "  [assistants.trained]",
+        '  backend = "vllm"',
+        f'  model = "{name}"',
+        'and ask it: modelport ask -a trained "Hello!"',
+        f"all the details: {jobdir / 'serve.md'}",
+    ]
+    return lines
+
+
 def write_artifacts(
     jobdir: Path,
     *,
@@ -130,8 +176,7 @@ def write_artifacts(
     write_text_atomic(jobdir / "Modelfile", modelfile)
     files["modelfile"] = str(jobdir / "Modelfile")
 
-    rank = f" --max-lora-rank {lora_r}" if lora_r > 16 else ""
-    vllm = f"vllm serve {_q(base_model)} --enable-lora --lora-modules {name}={_q(adapter)}{rank}"
+    vllm = vllm_command(base_model, name, adapter, lora_r)
     lines = [
         f"# Serving {name}",
         "",

@@ -492,8 +492,8 @@ def test_train_without_a_base_model_is_not_ready(run, fakes: FakeBackends, tmp_p
     assert "cost unknown: no base model" in check.stdout
     assert check.stdout.splitlines()[-3:] == [
         "problems (1):",
-        "  no base model to train: pass base_model (CLI: --model), "
-        "or give the default assistant a model",
+        "  no base model to train: pass base_model (CLI: --model), set [training] "
+        "base_model, or give the default assistant a model",
         "not ready: fix the problems above",
     ]
     started = run("train", str(data), "--yes")

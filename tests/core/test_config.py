@@ -128,6 +128,59 @@ def test_mistyped_backend_key_is_named_with_file(tmp_path: Path) -> None:
     assert str(info.value).startswith(f"{path}, key 'backends.acme.modle': unknown key 'modle'")
 
 
+def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"must be more than 0, not {value}")
+
+
+def _short(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
+    if len(value) > 3:
+        raise ValueError("too long")
+
+
+@attrs.frozen
+class Limits:
+    burst: float = attrs.field(default=1.0, validator=_positive)
+
+
+@attrs.frozen
+class CheckedSettings:
+    timeout_s: float = attrs.field(default=30.0, validator=_positive)
+    tag: str = attrs.field(default="a", validator=[_short])
+    model: str = attrs.field(default="m", validator=attrs.validators.min_len(1))
+    retries: int = attrs.field(default=1, validator=attrs.validators.ge(0))
+    limits: Limits = Limits()
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "message"),
+    [
+        ("timeout_s = -1", "timeout_s", "must be more than 0, not -1.0"),
+        ('tag = "abcd"', "tag", "too long"),  # in a list of validators
+        ('model = ""', "model", "Length of 'model' must be >= 1: 0"),
+        ("retries = -2", "retries", "must be >= 0, not -2"),  # attrs' own shape, as before
+        ("limits = { burst = 0 }", "limits.burst", "must be more than 0, not 0.0"),
+    ],
+)
+def test_any_validator_s_error_names_its_key(
+    tmp_path: Path, section: str, key: str, message: str
+) -> None:
+    path = write(tmp_path / "m.toml", f"[backends.acme]\n{section}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={}).backend_settings("acme", CheckedSettings)
+    assert info.value.key == f"backends.acme.{key}"
+    assert str(info.value).startswith(f"{path}, key 'backends.acme.{key}': {message} (")
+
+
+def test_a_validator_s_error_from_the_environment_names_its_key() -> None:
+    settings = load_settings(env={"MODELPORT_BACKENDS__ACME__TIMEOUT_S": "-5"})
+    with pytest.raises(ConfigError) as info:
+        settings.backend_settings("acme", CheckedSettings)
+    assert info.value.key == "backends.acme.timeout_s"
+    assert "MODELPORT_BACKENDS__ACME__TIMEOUT_S" in str(info.value)
+    assert "must be more than 0, not -5.0" in str(info.value)
+
+
 def test_api_key_in_a_file_is_refused_with_a_pointer_to_the_environment(tmp_path: Path) -> None:
     path = write(tmp_path / "m.toml", '[backends.acme]\napi_key = "sk-live-123456789"\n')
     with pytest.raises(ConfigError) as info:

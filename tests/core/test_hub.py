@@ -347,8 +347,8 @@ def test_dynamic_train_uses_stored_dialogues_filtered_by_assistant_and_mood(
 def test_check_without_a_base_model_is_not_ready(fakes: FakeBackends, hub_kind: str) -> None:
     hub = make_hub(hub_kind, fakes)
     assert hub.check_dataset(dataset()).problems == (
-        "no base model to train: pass base_model (CLI: --model), "
-        "or give the default assistant a model",
+        "no base model to train: pass base_model (CLI: --model), set [training] "
+        "base_model, or give the default assistant a model",
     )
     assert hub.check_dataset(dataset(), base_model="base").ok
     with_model = make_hub(hub_kind, fakes, overrides={**ASSISTANTS, "default_assistant": "support"})

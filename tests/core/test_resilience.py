@@ -12,6 +12,7 @@ from modelport import RateLimiter, RetryPolicy
 from modelport.errors import (
     BackendConnectionError,
     InvalidRequestError,
+    PluginError,
     RateLimitedError,
     TransientError,
 )
@@ -110,7 +111,7 @@ def test_a_non_retryable_400_is_attempted_once() -> None:
 def test_a_bug_in_a_backend_is_not_retried() -> None:
     fakes = FakeBackends()
     fakes.chat.script(KeyError("choices"))
-    with pytest.raises(KeyError):
+    with pytest.raises(PluginError, match="complete\\(\\) of backend 'fake-chat' raised KeyError"):
         make_test_hub(fakes).ask("hi")
     assert len(fakes.chat.calls) == 1
 

@@ -278,3 +278,61 @@ def test_gguf_conversion_runs_the_llama_cpp_scripts(tmp_path: Path) -> None:
     files = _write(tmp_path / "job2", str(checkout))
     assert "failed (exit status 1)" in files["notes"]
     assert "adapter_gguf" not in files
+
+
+def test_a_succeeded_job_says_where_its_adapter_is_and_how_to_chat_with_it(
+    tmp_path: Path,
+) -> None:
+    adapter = tmp_path / "local-done" / "adapter"
+    jobdir = _fake_job(
+        tmp_path,
+        "local-done",
+        "2026-01-01T00:00:00+00:00",
+        {"status": "succeeded", "adapter": str(adapter), "step": 4, "total_steps": 4, "loss": 0.5},
+    )
+    spec = json.loads((jobdir / "spec.json").read_text())
+    spec.update(adapter_name="faq-bot", config={"lora_r": 32})
+    write_json(jobdir / "spec.json", spec)
+    (jobdir / "Modelfile").write_text(f"FROM /base\nADAPTER {adapter}\n")
+    trainer = _trainer(tmp_path, base_model="/models/tiny")
+    job = trainer.get_job("local-done")
+    assert (job.result, job.fine_tuned_model) == (str(adapter), str(adapter))
+    assert (job.step, job.total_steps, job.loss, job.seconds_left) == (4, 4, 0.5, None)
+    assert trainer.default_base_model == "/models/tiny"
+    notes = trainer.serving(job)
+    assert (
+        f"  vLLM:      vllm serve m --enable-lora --lora-modules faq-bot={adapter} "
+        "--max-lora-rank 32" in notes
+    )
+    assert f"  Ollama:    ollama create faq-bot -f {jobdir / 'Modelfile'}" in notes
+    assert "  llama.cpp: convert to GGUF first (see serve.md)" in notes
+    assert '  model = "faq-bot"' in notes
+    assert notes[-1] == f"all the details: {jobdir / 'serve.md'}"
+    running = _fake_job(
+        tmp_path,
+        "local-running",
+        "2026-01-01T00:00:00+00:00",
+        {"status": "queued", "step": 1, "total_steps": 4, "loss": 1.5, "seconds_left": 9},
+    )
+    (running / "pid").write_text(str(_dead_pid()))
+    failed = trainer.get_job("local-running")  # its worker is gone: failed, with no result
+    assert (failed.status, failed.result, failed.seconds_left) == (JobStatus.FAILED, None, None)
+    assert trainer.serving(failed) == []
+
+
+def test_the_hub_trains_the_local_default_and_shows_how_to_chat(tmp_path: Path) -> None:
+    hub = make_test_hub(
+        plugins=[("local", modelport_local)],
+        overrides={
+            "assistants": {"default": {"model": "gpt-4o-mini"}},
+            "default_assistant": "default",
+            "backends": {"local": {"jobs_dir": str(tmp_path), "base_model": "/models/tiny"}},
+        },
+    )
+    with hub:
+        # [capabilities] training stays fake-training: the backend is asked for per call
+        assert hub.training_base_model(backend="local") == "/models/tiny"
+        assert hub.training_base_model() == "gpt-4o-mini"
+        report = hub.check_dataset(_dataset(), backend="local")
+        assert (report.backend, report.base_model) == ("local", "/models/tiny")
+        assert report.estimated_cost == 0.0
