@@ -48,6 +48,7 @@ from .backends import (
     HasTrainingWarnings,
     Store,
     TakesImageExamples,
+    implements,
 )
 from .config import AssistantProfile, Fallback, HistoryWindow, Settings
 from .errors import (
@@ -341,8 +342,8 @@ def _dialogue_assistant(settings: Settings, asked: str | None, recorded: str | N
 
 def _images(settings: Settings, backend: object, sources: Iterable[ImageSource]) -> list[Image]:
     """The images loaded and made fit for ``backend`` (its ``media_types``/``accepts_urls``)."""
-    media_types = backend.media_types if isinstance(backend, HasMediaTypes) else None
-    accepts_urls = bool(backend.accepts_urls) if isinstance(backend, HasAcceptsURLs) else True
+    media_types = backend.media_types if implements(backend, HasMediaTypes) else None
+    accepts_urls = bool(backend.accepts_urls) if implements(backend, HasAcceptsURLs) else True
     return [
         prepare_image(
             load_image(s), settings.images, media_types=media_types, accepts_urls=accepts_urls
@@ -670,7 +671,7 @@ class _Uploads:
     def to_delete(self, error: ModelportError, trainer: object) -> list[str]:
         """The uploaded files to delete after ``error``: all, when the job surely was not
         created and the trainer can delete files (``delete_file``); else none."""
-        if self.may_have_started(error) or not isinstance(trainer, DeletesFiles):
+        if self.may_have_started(error) or not implements(trainer, DeletesFiles):
             return []
         return list(self.files)
 
@@ -805,7 +806,7 @@ class StreamState:
 
 def _training_notes(trainer: object, model: str | None) -> tuple[str, ...]:
     """What the trainer says beyond the data (e.g. the vendor stops training)."""
-    if isinstance(trainer, HasTrainingWarnings):
+    if implements(trainer, HasTrainingWarnings):
         return tuple(trainer.training_warnings(model))
     return ()
 
@@ -998,7 +999,7 @@ class Operations:
 
     def analyze_many(self, texts: Sequence[str]) -> Flow[list[Sentiment]]:
         name, analyzer = self.rt.sentiment()
-        if not isinstance(analyzer, AnalyzesMany):
+        if not implements(analyzer, AnalyzesMany):
             found = []
             for text in texts:
                 found.append((yield from self.analyze(text)))
@@ -1178,7 +1179,7 @@ class Operations:
         Images are kept when the training backend takes them (``training_media_types``)."""
         exclude = set() if repeat else _learnt((yield from self.jobs()))
         trainer = self._trainer_quietly(backend)
-        media = trainer.training_media_types if isinstance(trainer, TakesImageExamples) else ()
+        media = trainer.training_media_types if implements(trainer, TakesImageExamples) else ()
         dialogues = drive_iter(self.all_dialogues(assistant, since), sleep=self.rt.sleep)
         dataset: TrainingDataset = yield Blocking(
             _dataset_of, dialogues, self.assistant, labels, exclude, frozenset(media or ())
@@ -1224,7 +1225,7 @@ class Operations:
         if self.settings.training.base_model:
             return self.settings.training.base_model
         trainer = self._trainer_quietly(backend)
-        if isinstance(trainer, HasDefaultBaseModel) and trainer.default_base_model:
+        if implements(trainer, HasDefaultBaseModel) and trainer.default_base_model:
             return str(trainer.default_base_model)
         return self.assistant(assistant).model
 
@@ -1311,14 +1312,14 @@ class Operations:
     def job_events(self, job_id: str) -> Flow[tuple[JobEvent, ...]]:
         record = yield from self.record(job_id)
         trainer = self._trainer_of(record)
-        if not isinstance(trainer.sync, HasJobEvents):
+        if not implements(trainer.sync, HasJobEvents):
             # no events of its own: its status changes, as the record keeps them
             job, record = yield from self._poll(job_id)
             if record is not None and record.history:
                 return record.status_events()
             return (status_event(None, job.status, job.finished_at or job.created_at or utcnow()),)
         native = trainer.async_
-        events = native.ajob_events if isinstance(native, AsyncHasJobEvents) else None
+        events = native.ajob_events if implements(native, AsyncHasJobEvents) else None
         call = Call(Capability.TRAINING, trainer.name, "job_events")
         return tuple(
             (yield from self._guarded(call, Invoke(trainer.sync.job_events, events, job_id)))
@@ -1329,7 +1330,7 @@ class Operations:
         ``serving``); nothing when it says nothing or cannot say it now."""
         record = yield from self.record(job.id)
         trainer = self._trainer_of(record).sync
-        if not isinstance(trainer, HasServingNotes):
+        if not implements(trainer, HasServingNotes):
             return ()
         try:
             lines = yield Blocking(trainer.serving, job)
@@ -1394,7 +1395,7 @@ class Operations:
         ``model_shutdown_scheduled``."""
         used: dict[str, list[str]] = {}
         configured: Mapping[str, str] = (
-            chat.configured_models if isinstance(chat, HasConfiguredModels) else None
+            chat.configured_models if implements(chat, HasConfiguredModels) else None
         ) or {}
         for model, key in configured.items():
             used.setdefault(model, []).append(key)
@@ -1438,18 +1439,18 @@ class Operations:
         """Check ``dataset`` against what the training backend (if any) says it needs."""
         trainer: Any = self._trainer_quietly(backend)
         model = self.base_model(base_model, backend=backend)
-        limit = trainer.example_token_limit if isinstance(trainer, HasExampleTokenLimit) else None
+        limit = trainer.example_token_limit if implements(trainer, HasExampleTokenLimit) else None
         epochs = (hyperparameters or {}).get("n_epochs")
         training = self.settings.training
         report = check_dataset(
             dataset,
             min_examples=training.min_examples
-            or int(trainer.min_examples if isinstance(trainer, HasMinExamples) else MIN_EXAMPLES),
+            or int(trainer.min_examples if implements(trainer, HasMinExamples) else MIN_EXAMPLES),
             max_example_tokens=limit if isinstance(limit, int) else None,
             tokenizer=default_tokenizer(training.tokenizer),
             epochs=epochs if isinstance(epochs, int) and epochs > 0 else training.epochs,
             price_per_million=trainer.training_price(model)
-            if isinstance(trainer, HasTrainingPrice) and model
+            if implements(trainer, HasTrainingPrice) and model
             else None,
         )
         if notes := _training_notes(trainer, model):
@@ -1488,7 +1489,7 @@ class Operations:
 def _delete_file(trainer: Bound[Any, Any], file_id: str) -> Step[None]:
     """Delete an uploaded file: ``adelete_file`` when the trainer is awaited and has it."""
     native = trainer.async_
-    deletes = native.adelete_file if isinstance(native, AsyncDeletesFiles) else None
+    deletes = native.adelete_file if implements(native, AsyncDeletesFiles) else None
     return Invoke(trainer.sync.delete_file, deletes, file_id)
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import attrs
 
-from .backends import ImportsDialogues, UsageStore
+from .backends import ImportsDialogues, UsageStore, implements
 from .errors import RecordNotFoundError, StorageError
 from .types import Dialogue, Message, split_turns
 
@@ -158,7 +158,7 @@ def _copy_dialogue(
     source: Any, target: Any, dialogue_id: str, journal: _Journal | None, report: CopyReport
 ) -> None:
     dialogue: Dialogue = source.load_dialogue(dialogue_id)
-    importing = isinstance(target, ImportsDialogues)
+    importing = implements(target, ImportsDialogues)
     target_id = dialogue_id if importing else (journal.ids.get(dialogue_id) if journal else None)
     have: tuple[Message, ...] | None = None
     if target_id is not None:
@@ -211,7 +211,7 @@ def copy_store(
         second run carries on from there.
     """
     report = CopyReport()
-    needs_journal = not isinstance(target, ImportsDialogues)
+    needs_journal = not implements(target, ImportsDialogues)
     if needs_journal and journal is None:
         raise ValueError("a target that chooses its own ids needs a journal")
     book = _Journal(journal) if needs_journal and journal is not None else None
@@ -231,7 +231,7 @@ def copy_store(
         else:
             target.save_job(record)
             report.jobs += 1
-    if isinstance(source, UsageStore) and isinstance(target, UsageStore):
+    if implements(source, UsageStore) and implements(target, UsageStore):
         present = Counter(target.list_usage())
         for record in source.list_usage():
             usage = record

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .backends import HasChatPrice, UsageStore
+from .backends import HasChatPrice, UsageStore, implements
 from .errors import BudgetExceededError, ConfigError, ModelportError
 from .logs import get_logger, redact_exception
 from .types import Capability, Usage, UsageRecord
@@ -150,7 +150,7 @@ class UsageLedger:
         for name in (*model_names(model), "*"):
             if (entry := table.get(name)) is not None:
                 return (entry.input_per_million, entry.output_per_million)
-        if not isinstance(backend, HasChatPrice):
+        if not implements(backend, HasChatPrice):
             return None
         for name in model_names(model):  # the snapshot's own price, then its alias's
             try:
@@ -236,7 +236,7 @@ class UsageLedger:
         name, store = rt.backend(Capability.STORAGE)
         keeps = self._keeps.get(name)
         if keeps is None:
-            keeps = self._keeps[name] = isinstance(store, UsageStore)
+            keeps = self._keeps[name] = implements(store, UsageStore)
         return store if keeps else None
 
     def store(self, rt: Runtime) -> tuple[str, Any]:

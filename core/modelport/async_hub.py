@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from ._operations import MAX_OUTAGE_S, DatasetSource, StreamState, _Chain, _Turn
-from .backends import AsyncClosable, Closable
+from .backends import AsyncClosable, Closable, implements
 from .flows import Flow, adrive, adrive_iter
 from .hub import _HubBase
 from .images import ImageSource
@@ -69,9 +69,9 @@ class AsyncHub(_HubBase):
         """Close every backend that was opened (``aclose()`` or ``close()``), and the
         connections of shared limiters."""
         for backend in self._rt.closables():
-            if isinstance(backend, AsyncClosable):
+            if implements(backend, AsyncClosable):
                 await backend.aclose()
-            if isinstance(backend, Closable):
+            if implements(backend, Closable):
                 backend.close()
 
     async def _do(self, flow: Flow[R]) -> R:

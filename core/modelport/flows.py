@@ -192,31 +192,52 @@ class Enter(Step[T]):
 
 class Scope:
     """What a sync driver lends its steps: how to sleep (``sleep``), and where what they open
-    is kept until the flow ends (``stack``, a :class:`contextlib.ExitStack`)."""
+    is kept until the flow ends (``stack``, a :class:`contextlib.ExitStack`, made when first
+    used: most flows open nothing)."""
 
-    __slots__ = ("sleep", "stack")
+    __slots__ = ("_stack", "sleep")
 
-    def __init__(self, sleep: SyncSleep, stack: contextlib.ExitStack) -> None:
+    def __init__(self, sleep: SyncSleep, stack: contextlib.ExitStack | None = None) -> None:
         self.sleep = sleep
-        self.stack = stack
+        self._stack = stack
+
+    @property
+    def stack(self) -> contextlib.ExitStack:
+        if self._stack is None:
+            self._stack = contextlib.ExitStack()
+        return self._stack
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
 
 
 class AsyncScope:
     """The async driver's :class:`Scope` (``stack`` is a :class:`contextlib.AsyncExitStack`)."""
 
-    __slots__ = ("sleep", "stack")
+    __slots__ = ("_stack", "sleep")
 
-    def __init__(self, sleep: AsyncSleep, stack: contextlib.AsyncExitStack) -> None:
+    def __init__(self, sleep: AsyncSleep, stack: contextlib.AsyncExitStack | None = None) -> None:
         self.sleep = sleep
-        self.stack = stack
+        self._stack = stack
+
+    @property
+    def stack(self) -> contextlib.AsyncExitStack:
+        if self._stack is None:
+            self._stack = contextlib.AsyncExitStack()
+        return self._stack
+
+    async def aclose(self) -> None:
+        if self._stack is not None:
+            await self._stack.aclose()
 
 
 def drive(flow: Flow[R], *, sleep: SyncSleep = time.sleep) -> R:
     """Run ``flow`` to its end in this thread; return what it returns."""
-    with contextlib.ExitStack() as stack:
-        scope = Scope(sleep, stack)
-        send: Any = None
-        error: BaseException | None = None
+    scope = Scope(sleep)
+    send: Any = None
+    error: BaseException | None = None
+    try:
         while True:
             try:
                 step = flow.throw(error) if error is not None else flow.send(send)
@@ -228,14 +249,16 @@ def drive(flow: Flow[R], *, sleep: SyncSleep = time.sleep) -> R:
             except BaseException as exc:  # raised inside the flow, where it can be handled
                 error = exc
                 send = None
+    finally:
+        scope.close()
 
 
 async def adrive(flow: Flow[R], *, sleep: AsyncSleep = asyncio.sleep) -> R:
     """Run ``flow`` to its end on the running event loop; return what it returns."""
-    async with contextlib.AsyncExitStack() as stack:
-        scope = AsyncScope(sleep, stack)
-        send: Any = None
-        error: BaseException | None = None
+    scope = AsyncScope(sleep)
+    send: Any = None
+    error: BaseException | None = None
+    try:
         while True:
             try:
                 step = flow.throw(error) if error is not None else flow.send(send)
@@ -247,6 +270,8 @@ async def adrive(flow: Flow[R], *, sleep: AsyncSleep = asyncio.sleep) -> R:
             except BaseException as exc:
                 error = exc
                 send = None
+    finally:
+        await scope.aclose()
 
 
 def drive_iter(flow: ItemFlow[T], *, sleep: SyncSleep = time.sleep) -> Iterator[T]:

@@ -17,7 +17,7 @@ from typing import Any, Self, TypeVar, cast
 
 from ._operations import MAX_OUTAGE_S, DatasetSource, Operations, StreamState, _Chain, _Turn
 from ._runtime import Runtime
-from .backends import Closable
+from .backends import Closable, implements
 from .config import AssistantProfile, Settings, load_settings
 from .flows import Flow, drive, drive_iter
 from .images import ImageSource
@@ -142,7 +142,7 @@ class Hub(_HubBase):
         """Close every backend that was opened (those with a ``close()`` method), and the
         connections of shared limiters."""
         for backend in self._rt.closables():
-            if isinstance(backend, Closable):
+            if implements(backend, Closable):
                 backend.close()
 
     def _do(self, flow: Flow[R]) -> R:

@@ -419,3 +419,50 @@ def test_without_observers_nothing_is_built_and_a_failing_observer_is_contained(
     assert recorder.failures == [failure]
     assert plugins.observes_errors
     assert plugins.observes_exchanges
+
+
+# --- implements: isinstance's answer, without its cost ------------------------------------------
+
+
+def _optional_protocols() -> list[type]:
+    import typing
+
+    import modelport.backends as backends
+
+    return [
+        value
+        for name, value in vars(backends).items()
+        if isinstance(value, type)
+        and getattr(value, "_is_protocol", False)
+        and getattr(value, "_is_runtime_protocol", False)
+        and value is not typing.Protocol
+        and name in backends.__all__
+    ]
+
+
+def test_implements_answers_what_isinstance_answers_for_every_protocol() -> None:
+    from modelport.backends import implements
+
+    class Empty:
+        pass
+
+    class NoneMethods:
+        def __getattr__(self, name: str) -> None:
+            return None  # every member present, every method None
+
+    protocols = _optional_protocols()
+    assert len(protocols) >= 15
+    for protocol in protocols:
+        members = [n for n in dir(protocol) if not n.startswith("_")]
+        members += list(getattr(protocol, "__annotations__", {}))
+
+        class Full:
+            pass
+
+        for name in members:
+            setattr(Full, name, lambda self, *a, **k: None)
+        for candidate in (Empty(), Full(), NoneMethods()):
+            assert implements(candidate, protocol) == isinstance(candidate, protocol), (
+                protocol.__name__,
+                type(candidate).__name__,
+            )
