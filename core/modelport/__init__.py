@@ -59,7 +59,9 @@ if TYPE_CHECKING:
     from .plugins import PluginInfo, Plugins, make_plugins
     from .registry import BackendRegistry, BackendSpec
     from .resilience import RateLimiter, RetryPolicy
+    from .sentiment import ScoringAnalyzer, SentimentSettings
     from .serialization import converter
+    from .storage import RecordStore
     from .types import (
         Answer,
         CallFailure,
@@ -150,14 +152,17 @@ __all__ = [
     "PluginInfo",
     "Plugins",
     "RateLimiter",
+    "RecordStore",
     "Reply",
     "ReplyStream",
     "ReportsUploadProgress",
     "RetryPolicy",
+    "ScoringAnalyzer",
     "Secret",
     "Sentiment",
     "SentimentAnalyzer",
     "SentimentLabel",
+    "SentimentSettings",
     "Settings",
     "Store",
     "StreamDelta",
@@ -205,7 +210,9 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "plugins": ("PluginInfo", "Plugins", "make_plugins"),
     "registry": ("BackendRegistry", "BackendSpec"),
     "resilience": ("RateLimiter", "RetryPolicy"),
+    "sentiment": ("ScoringAnalyzer", "SentimentSettings"),
     "serialization": ("converter",),
+    "storage": ("RecordStore",),
     "types": (
         "Answer", "CallFailure", "Capability", "ChatOptions", "ChatRequest", "Dialogue",
         "DialogueInfo", "Evidence", "Exchange", "Image", "ImagePart", "JobEvent", "JobRecord",

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
@@ -711,27 +712,37 @@ def _close(source: object) -> None:
 
 class _Source:
     """An open stream of deltas: a backend's ``astream`` (``native``), or its ``stream``
-    (read in a worker thread when driven async)."""
+    (read in a worker thread when driven async: a read and the closing never overlap, and
+    neither runs on the event loop)."""
 
-    __slots__ = ("it", "native")
+    __slots__ = ("it", "lock", "native")
 
     def __init__(self, it: Any, *, native: bool) -> None:
         self.it, self.native = it, native
+        self.lock = threading.Lock()
 
     def next(self) -> Any:
-        return next(self.it, _END)
+        with self.lock:
+            return next(self.it, _END)
 
     async def anext(self) -> Any:
         if self.native:
             return await anext(self.it, _END)
-        return await asyncio.to_thread(next, self.it, _END)
+        return await asyncio.to_thread(self.next)
 
     def close(self) -> None:
-        _close(self.it)
+        with self.lock:  # after a read still under way in another thread (a cancelled task's)
+            _close(self.it)
 
     async def aclose(self) -> None:
-        aclose = getattr(self.it, "aclose", None) if self.native else None
-        await aclose() if callable(aclose) else _close(self.it)
+        if self.native:
+            aclose = getattr(self.it, "aclose", None)
+            await aclose() if callable(aclose) else _close(self.it)
+            return
+        # A read may still be under way in a worker thread (the task was cancelled while it
+        # waited): the stream is closed once that read ends, in a thread, never on the loop
+        # and never by waiting here for a stalled server.
+        threading.Thread(target=self.close, name="modelport-stream-close", daemon=True).start()
 
     def closing(self) -> AbstractContextManager[_Source]:
         return contextlib.closing(self)
@@ -773,8 +784,9 @@ class _OpenStream(Step[tuple[_Source, Any]]):
 
     async def arun(self, scope: Any) -> tuple[_Source, Any]:
         native = self.chat.async_
-        it = native.astream(self.request) if native else iter(self.chat.sync.stream(self.request))
-        return await _aor_close(_Source(it, native=native is not None))
+        if native is None:  # opening a sync stream may block (it sends the request)
+            return await asyncio.to_thread(self.run, scope)
+        return await _aor_close(_Source(native.astream(self.request), native=True))
 
 
 class _Next(Step[Any]):
@@ -1087,7 +1099,7 @@ class Operations:
         on_progress: Callable[[UploadProgress], None] | None = None,
         backend: str | None = None,
     ) -> Flow[TrainingJob]:
-        model = _required(self.base_model(base_model, backend=backend))
+        model = _required((yield Blocking(self.base_model, base_model, backend=backend)))
         data = yield Blocking(self.checked, dataset, model, hyperparameters, backend)
         check = (
             (yield Blocking(self.checked, validation, model, hyperparameters, backend))
@@ -1160,7 +1172,7 @@ class Operations:
         dataset = yield from self.dialogue_dataset(
             assistant=assistant, since=since, labels=labels, repeat=repeat, backend=backend
         )
-        train_kwargs["base_model"] = self.base_model(
+        train_kwargs["base_model"] = yield from self.training_base_model(
             train_kwargs.get("base_model"), backend=backend, assistant=assistant
         )
         return (yield from self.train(dataset, **train_kwargs))
@@ -1178,7 +1190,7 @@ class Operations:
         the dataset is built, all of it one blocking step (store calls are blocking anyway).
         Images are kept when the training backend takes them (``training_media_types``)."""
         exclude = set() if repeat else _learnt((yield from self.jobs()))
-        trainer = self._trainer_quietly(backend)
+        trainer = yield Blocking(self._trainer_quietly, backend)  # building it may block
         media = trainer.training_media_types if implements(trainer, TakesImageExamples) else ()
         dialogues = drive_iter(self.all_dialogues(assistant, since), sleep=self.rt.sleep)
         dataset: TrainingDataset = yield Blocking(

@@ -36,6 +36,7 @@ from .backends import (
 )
 from .config import Settings
 from .errors import (
+    BackendError,
     BackendNotFoundError,
     ConfigError,
     ModelportError,
@@ -44,7 +45,7 @@ from .errors import (
     StorageError,
 )
 from .flows import Blocking, Flow, Sleep, Step, drive
-from .logs import get_logger
+from .logs import get_logger, redact, redact_exception
 from .plugins import Plugins
 from .registry import BackendSpec
 from .resilience import Limiter, RetryPolicy, make_limiter
@@ -252,7 +253,8 @@ class Runtime:
     _async: dict[tuple[str, Capability], bool] = attrs.field(init=False, factory=dict)
     _limiters: dict[str, Limiter | None] = attrs.field(init=False, factory=dict)
     _circuits: dict[tuple[str, str | None], CircuitBreaker] = attrs.field(init=False, factory=dict)
-    _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
+    # Reentrant: a backend's factory may resolve another backend (``context.chat()``).
+    _lock: threading.RLock = attrs.field(init=False, factory=threading.RLock)
     usage: UsageLedger = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -591,7 +593,10 @@ class Runtime:
 
 
 def _described(exc: BaseException) -> str:
-    text = str(exc)
+    """``exc`` in one line, with its secrets masked (and masked in place too, since it is
+    chained behind the error that quotes it)."""
+    redact_exception(exc)
+    text = redact(" ".join(str(exc).split()))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -625,6 +630,12 @@ class _GuardedChat:
             tokens=request.estimated_tokens(),
         )
         ask = functools.partial(chat.sync.complete, request)
-        reply = self.rt.call(call, ask, request=request)[0]
+        try:
+            reply = self.rt.call(call, ask, request=request)[0]
+        except BackendError as exc:
+            # The retry policy has had its turn here: the calling backend's own guarded call
+            # must not retry this again (that would multiply the attempts).
+            exc.retryable = False
+            raise
         self.rt.usage.settle(self.rt, reply)  # its cost is recorded like the hub's own calls
         return reply

@@ -3,8 +3,9 @@
 The generated plugin offers one backend, named like the plugin, for the capabilities asked:
 chat and vision on the HTTP kit (:mod:`modelport.http`), talking to a placeholder API the
 author edits (a common chat-completions shape: ``POST /chat/completions``, server-sent events,
-``GET /models``); sentiment and storage in plain Python, working as generated (a tiny lexicon
-with negation, an in-memory store). Its test module runs modelport's conformance suite for
+``GET /models``); sentiment on the sentiment kit (:mod:`modelport.sentiment`: a tiny lexicon
+with negation) and storage on the storage kit (:mod:`modelport.storage`: three primitives over
+a dict, in memory), working as generated. Its test module runs modelport's conformance suite for
 each capability, with the placeholder API faked by ``respx``, and passes as generated.
 
 The templates are plain strings with ``__NAME__``-style slots; the core names no vendor, so
@@ -71,6 +72,12 @@ def scaffold(
         )
     package = "modelport_" + name.replace("-", "_")
     distribution = f"modelport-{name}"
+    taken = _taken(name, package)
+    if taken:
+        raise InvalidInputError(
+            f"{name!r} is taken: {taken}",
+            hint="choose another name (installed side by side, the two would clash)",
+        )
     root = directory / distribution
     if root.exists():
         raise InvalidInputError(
@@ -218,11 +225,16 @@ def _readme(caps: list[str]) -> str:
             "setting); it is never a setting itself.",
         ]
     if "sentiment" in caps:
-        lines.append("- The sentiment lexicon in `backend.py` is a tiny placeholder.")
+        lines.append(
+            "- The sentiment lexicon in `backend.py` is a tiny placeholder; `score` is all a "
+            "backend writes (`modelport.sentiment` makes the label, from the thresholds "
+            "`positive_threshold`, `negative_threshold`, `mixed_min` and `mixed_ratio`)."
+        )
     if "storage" in caps:
         lines.append(
-            "- The store keeps dialogues in memory (nothing persists): back it with your "
-            "database, then drop `persistent = False` from the tests."
+            "- The store keeps its records in a dict (nothing persists): write `read`, `scan` "
+            "and `commit` for your database (`modelport.storage` keeps every other rule), then "
+            "drop `persistent = False` from the tests."
         )
     return "\n".join(lines) + "\n"
 
@@ -253,19 +265,25 @@ def _settings(caps: list[str]) -> str:
             "    :ivar timeout_s: how long to wait for the API, in seconds.",
             "    :ivar api_key_env: the variable holding the API key (never the key itself).",
         ]
+    base, kit = "", ""
     if "sentiment" in caps:
-        fields.append("    threshold: float = attrs.field(default=0.2, validator=_fraction)")
-        docs.append("    :ivar threshold: the score from which a text is positive (or negative).")
-    if "storage" in caps:
-        fields.append("    max_dialogues: int = attrs.field(default=100_000, validator=_positive)")
-        docs.append("    :ivar max_dialogues: the most dialogues the store keeps.")
+        base, kit = "(SentimentSettings)", "\nfrom modelport.sentiment import SentimentSettings\n"
+        docs.insert(
+            0,
+            "    The sentiment thresholds (``positive_threshold``, ``negative_threshold``, "
+            "``mixed_min``,\n    ``mixed_ratio``) come from ``SentimentSettings``.\n",
+        )
+    if not docs:
+        docs.append("    It has no keys yet: add yours, each with an ``:ivar:`` line here.")
     return (
         '''"""The keys of a ``[backends.__NAME__]`` section."""
 
 from __future__ import annotations
 
 import attrs
-
+'''
+        + kit
+        + """
 
 def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if value <= 0:
@@ -278,14 +296,16 @@ def _fraction(_instance: object, attribute: attrs.Attribute[float], value: float
 
 
 @attrs.frozen
-class __CLASS__Settings:
+class __CLASS__Settings"""
+        + base
+        + ''':
     """The settings of the ``__NAME__`` backend (an unknown key is an error naming it).
 
 '''
         + "\n".join(docs)
-        + '\n    """\n\n'
-        + "\n".join(fields)
-        + "\n"
+        + '\n    """\n'
+        + "".join("\n" + field for field in fields)
+        + ("\n" if fields else "")
     )
 
 
@@ -300,54 +320,50 @@ def _backend(caps: list[str]) -> str:  # noqa: PLR0915  (one template, assembled
     if "vision" in caps:
         types |= {"ImagePart", "TextPart", "VisionRequest"}
     if "sentiment" in caps:
-        types |= {"Evidence", "Sentiment", "SentimentLabel"}
-    if "storage" in caps:
-        types |= {"Dialogue", "DialogueInfo", "JobRecord", "Message", "Page"}
+        types.add("Evidence")
     imports = ["from __future__ import annotations", ""]
     stdlib = set()
+    abc_names = set()
     if remote:
-        stdlib |= {"import json", "from collections.abc import Sequence", "from typing import Any"}
-    if "vision" in caps:
+        stdlib |= {"import json", "from typing import Any"}
+        abc_names.add("Sequence")
+    if remote:  # _content encodes images, for chat as for vision
         stdlib.add("import base64")
-    if "sentiment" in caps:
-        stdlib.add("import re")
     if "storage" in caps:
-        stdlib |= {
-            "import threading",
-            "import uuid",
-            "from collections.abc import Sequence",
-            "from datetime import UTC, datetime",
-            "import attrs",
-        }
-    plain = sorted(s for s in stdlib if s.startswith("import ") and s != "import attrs")
+        stdlib.add("import threading")
+        abc_names |= {"Iterable", "Mapping"}
+    if abc_names:
+        stdlib.add(f"from collections.abc import {', '.join(sorted(abc_names))}")
+    plain = sorted(s for s in stdlib if s.startswith("import "))
     froms = sorted(s for s in stdlib if s.startswith("from "))
-    imports += [*plain, *froms, ""]
-    if "import attrs" in stdlib:
-        imports.append("import attrs")
+    imports += [*plain, *froms, ""] if plain or froms else []
     imports.append(_import("modelport", sorted(types, key=str.lower)))
-    errors = []
-    if remote:
-        errors.append("ResponseError")
-    if "storage" in caps:
-        errors += ["RecordNotFoundError", "StorageError"]
-    if errors:
-        imports.append(f"from modelport.errors import {', '.join(errors)}")
     if remote:
         imports += [
+            "from modelport.errors import ResponseError",
             "from modelport.flows import Flow, ItemFlow, twin, twin_iter",
             "from modelport.http import Event, HTTPClient, Request",
         ]
+    if "sentiment" in caps:
+        imports.append("from modelport.sentiment import ScoringAnalyzer, weigh_words")
+    if "storage" in caps:
+        imports.append("from modelport.storage import Key, RecordStore")
     imports += ["", "from .settings import __CLASS__Settings"]
     parts = ['"""The ``__NAME__`` backend: __CAPLIST__."""', "", *imports, "", ""]
     if remote:
         parts.append(_WIRE)
     if "sentiment" in caps:
         parts.append(_LEXICON)
+    bases = [
+        k for c, k in (("storage", "RecordStore"), ("sentiment", "ScoringAnalyzer")) if c in caps
+    ]
     body = [
-        "class __CLASS__Backend:",
+        f"class __CLASS__Backend({', '.join(bases)}):" if bases else "class __CLASS__Backend:",
         '    """One object serves every capability the backend offers."""',
         "",
     ]
+    if "sentiment" in caps:
+        body += ["    settings: __CLASS__Settings  # the kit's thresholds, and yours", ""]
     if "vision" in caps:
         body += ['    media_types = frozenset({"image/png", "image/jpeg"})', ""]
     body += [
@@ -517,131 +533,54 @@ _VISION = """    def _describe(self, request: VisionRequest) -> Flow[Reply]:
         return (yield from self._complete(chat))
 """
 
-_LEXICON = """#: A tiny placeholder lexicon: replace it with a real one (or a model).
-POSITIVE = {"good", "great", "love", "lovely", "thank", "thanks", "excellent", "nice", "happy"}
-NEGATIVE = {"bad", "terrible", "hate", "awful", "poor", "horrible", "sad", "worst", "broken"}
-NEGATIONS = {"not", "no", "never", "isn't", "wasn't", "don't", "doesn't", "didn't", "can't"}
-_WORDS = re.compile(r"[\\w']+")
+_LEXICON = """#: A tiny placeholder lexicon (positive weights: a good mood): replace it with yours.
+WORDS = {
+    **dict.fromkeys(["good", "great", "love", "lovely", "thank", "thanks", "nice"], 1.0),
+    **dict.fromkeys(["excellent", "happy"], 1.0),
+    **dict.fromkeys(["bad", "terrible", "hate", "awful", "poor", "horrible", "sad"], -1.0),
+    **dict.fromkeys(["worst", "broken"], -1.0),
+}
 
 """
 
-_SENTIMENT = """    def analyze(self, text: str) -> Sentiment:
-        evidence: list[Evidence] = []
-        negated = False
-        for word in _WORDS.findall(text.lower()):
-            weight = 1.0 if word in POSITIVE else -1.0 if word in NEGATIVE else 0.0
-            if weight:
-                weight = -weight if negated else weight  # "not good" is bad
-                evidence.append(Evidence(word, weight))
-            negated = word in NEGATIONS
-        total = sum(e.weight for e in evidence)
-        score = max(-1.0, min(1.0, total / max(len(evidence), 1)))
-        if score >= self.settings.threshold:
-            label = SentimentLabel.POSITIVE
-        elif score <= -self.settings.threshold:
-            label = SentimentLabel.NEGATIVE
-        else:
-            label = SentimentLabel.NEUTRAL
-        return Sentiment(label, score, evidence, analyzer=self.name)
+_SENTIMENT = """    # --- sentiment: the kit (modelport.sentiment) makes the Sentiment of a score
+
+    def score(self, text: str) -> tuple[float, list[Evidence]]:
+        evidence = weigh_words(text, WORDS)  # "not good" turns (and weakens) "good"
+        return sum(e.weight for e in evidence) / max(len(evidence), 1), evidence
 """
 
 _STORE_INIT = """        self._lock = threading.Lock()
-        self._dialogues: dict[str, Dialogue] = {}
-        self._active: dict[str, datetime] = {}  # last activity: the last message's time
-        self._jobs: dict[str, JobRecord] = {}"""
+        self._records: dict[Key, str] = {}  # (table, key) -> a record's JSON"""
 
-_STORE = """    # --- storage: in memory (replace with your database) ------------------------------
+_STORE = """    # --- storage: the kit (modelport.storage) keeps every Store rule over these three
+    # In memory here (nothing persists): replace them with your database's calls.
 
-    def _dialogue(self, dialogue_id: str) -> Dialogue:
-        try:
-            return self._dialogues[dialogue_id]
-        except KeyError:
-            raise RecordNotFoundError(f"no dialogue {dialogue_id!r}") from None
-
-    def _info(self, dialogue: Dialogue) -> DialogueInfo:
-        return DialogueInfo(
-            id=dialogue.id,
-            created_at=dialogue.created_at,
-            updated_at=self._active[dialogue.id],
-            assistant=dialogue.assistant,
-            title=dialogue.title,
-            message_count=len(dialogue.messages),
-        )
-
-    def create_dialogue(
-        self, *, assistant: str | None = None, title: str | None = None
-    ) -> DialogueInfo:
-        now = datetime.now(UTC)
-        dialogue = Dialogue(uuid.uuid4().hex, now, assistant=assistant, title=title)
+    def read(self, table: str, key: str) -> str | None:
         with self._lock:
-            if len(self._dialogues) >= self.settings.max_dialogues:
-                raise StorageError(
-                    f"the store holds {self.settings.max_dialogues} dialogues already",
-                    hint=f"delete some, or raise [backends.{self.name}] max_dialogues",
-                )
-            self._dialogues[dialogue.id] = dialogue
-            self._active[dialogue.id] = now
-            return self._info(dialogue)
+            return self._records.get((table, key))
 
-    def append(self, dialogue_id: str, *messages: Message) -> None:
-        with self._lock:  # the whole turn at once, or nothing
-            dialogue = self._dialogue(dialogue_id)
-            if not messages:
-                return
-            now = datetime.now(UTC)
-            stamped = [m if m.created_at else attrs.evolve(m, created_at=now) for m in messages]
-            self._dialogues[dialogue_id] = attrs.evolve(
-                dialogue, messages=(*dialogue.messages, *stamped)
+    def scan(
+        self, table: str, start: str = "", stop: str | None = None
+    ) -> Iterable[tuple[str, str]]:
+        with self._lock:  # the keys of table in [start, stop), in key order
+            keys = sorted(
+                k
+                for t, k in self._records
+                if t == table and start <= k and (stop is None or k < stop)
             )
-            self._active[dialogue_id] = stamped[-1].created_at or datetime.now(UTC)
+            return [(k, self._records[(table, k)]) for k in keys]
 
-    def load_dialogue(self, dialogue_id: str, *, last: int | None = None) -> Dialogue:
-        with self._lock:
-            dialogue = self._dialogue(dialogue_id)
-        if last is None:
-            return dialogue
-        return attrs.evolve(dialogue, messages=dialogue.messages[-last:] if last > 0 else ())
-
-    def list_dialogues(
-        self,
-        *,
-        assistant: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> Page:
-        with self._lock:
-            infos = [self._info(d) for d in self._dialogues.values()]
-        infos = [
-            i
-            for i in infos
-            if (assistant is None or i.assistant == assistant)
-            and (since is None or i.updated_at >= since)
-            and (until is None or i.updated_at < until)
-        ]
-        infos.sort(key=lambda i: i.updated_at, reverse=True)  # newest activity first
-        return Page(infos[offset : offset + limit], offset=offset, total=len(infos))
-
-    def delete_dialogue(self, dialogue_id: str) -> None:
-        with self._lock:
-            self._dialogue(dialogue_id)
-            del self._dialogues[dialogue_id], self._active[dialogue_id]
-
-    def save_job(self, record: JobRecord) -> None:
-        with self._lock:
-            self._jobs[record.job_id] = record
-
-    def load_job(self, job_id: str) -> JobRecord:
-        with self._lock:
-            try:
-                return self._jobs[job_id]
-            except KeyError:
-                raise RecordNotFoundError(f"no job record {job_id!r}") from None
-
-    def list_jobs(self) -> Sequence[JobRecord]:
-        with self._lock:
-            return list(self._jobs.values())
+    def commit(self, writes: Mapping[Key, str | None], expect: Mapping[Key, str | None]) -> bool:
+        with self._lock:  # one transaction: all the writes, and only if nothing changed
+            if any(self._records.get(k) != v for k, v in expect.items()):
+                return False  # another writer got there first: the kit reads again
+            for k, v in writes.items():
+                if v is None:
+                    self._records.pop(k, None)
+                else:
+                    self._records[k] = v
+            return True
 """
 
 
@@ -700,7 +639,9 @@ def _tests(caps: list[str]) -> str:
         elif cap == "sentiment":
             lines += [
                 "    # a setting read but not used passes every other check: this one fails",
-                '    settings_that_change_results = {"threshold": (0.2, 0.9, "Good, nice, bad.")}',
+                "    settings_that_change_results = {",
+                '        "positive_threshold": (0.05, 0.5, "Good, nice, bad."),  # then neutral',
+                "    }",
             ]
         else:
             lines.append("    pass")
@@ -831,3 +772,21 @@ class FakeAPI(Backend):
 
 
 """
+
+
+def _taken(name: str, package: str) -> str | None:
+    """What already uses ``name``: an importable package of that name (a shipped plugin's,
+    say), or an installed plugin or backend found through the ``modelport`` entry points."""
+    import importlib.util
+    from importlib.metadata import entry_points
+
+    if importlib.util.find_spec(package) is not None:
+        return f"the package {package!r} is installed"
+    if any(ep.name == name for ep in entry_points(group="modelport")):
+        return f"a plugin named {name!r} is installed"
+    from .plugins import make_plugins
+
+    spec = make_plugins().registry.get(name)
+    if spec is not None:
+        return f"the installed plugin {spec.plugin!r} offers a backend named {name!r}"
+    return None

@@ -231,7 +231,8 @@ def copy_store(
         else:
             target.save_job(record)
             report.jobs += 1
-    if implements(source, UsageStore) and implements(target, UsageStore):
+    # A source that only lists usage (read-only) is copied from too.
+    if callable(getattr(source, "list_usage", None)) and implements(target, UsageStore):
         present = Counter(target.list_usage())
         for record in source.list_usage():
             usage = record

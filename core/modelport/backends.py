@@ -11,7 +11,8 @@ errors, chained with ``from``) and never retry by themselves: the core's policy 
 Beyond the required protocols, a backend may implement optional ones, each a single attribute
 or method that tells the core more about it (:class:`HasMediaTypes`, :class:`HasChatPrice`,
 :class:`DeletesFiles`, :class:`Closable`, ...). They are runtime-checkable: the core asks
-``isinstance(backend, HasMinExamples)`` and uses the documented default when the answer is no.
+``implements(backend, HasMinExamples)`` (what ``isinstance`` answers, without its cost) and
+uses the documented default when the answer is no.
 A backend does not inherit from them; having the attribute with the right type is enough.
 """
 

@@ -207,9 +207,12 @@ class Scope:
             self._stack = contextlib.ExitStack()
         return self._stack
 
-    def close(self) -> None:
-        if self._stack is not None:
-            self._stack.close()
+    def close(self, error: BaseException | None = None) -> None:
+        """Exit what the flow entered, telling each context how the flow ended."""
+        stack, self._stack = self._stack, None  # once
+        if stack is not None:
+            exit_info = (type(error), error, error.__traceback__) if error else (None,) * 3
+            stack.__exit__(*exit_info)
 
 
 class AsyncScope:
@@ -227,9 +230,12 @@ class AsyncScope:
             self._stack = contextlib.AsyncExitStack()
         return self._stack
 
-    async def aclose(self) -> None:
-        if self._stack is not None:
-            await self._stack.aclose()
+    async def aclose(self, error: BaseException | None = None) -> None:
+        """The async form of :meth:`Scope.close`."""
+        stack, self._stack = self._stack, None  # once
+        if stack is not None:
+            exit_info = (type(error), error, error.__traceback__) if error else (None,) * 3
+            await stack.__aexit__(*exit_info)
 
 
 def drive(flow: Flow[R], *, sleep: SyncSleep = time.sleep) -> R:
@@ -249,6 +255,9 @@ def drive(flow: Flow[R], *, sleep: SyncSleep = time.sleep) -> R:
             except BaseException as exc:  # raised inside the flow, where it can be handled
                 error = exc
                 send = None
+    except BaseException as exc:
+        scope.close(exc)  # a context that swallows the error cannot change the flow's end
+        raise
     finally:
         scope.close()
 
@@ -270,6 +279,9 @@ async def adrive(flow: Flow[R], *, sleep: AsyncSleep = asyncio.sleep) -> R:
             except BaseException as exc:
                 error = exc
                 send = None
+    except BaseException as exc:
+        await scope.aclose(exc)
+        raise
     finally:
         await scope.aclose()
 

@@ -600,9 +600,12 @@ class HTTPClient:
             # Finished. What is left of the body (a closing blank line, a last ping) is read
             # so the connection goes back to the pool; a body that goes on regardless is cut
             # (its connection closed), never waited for.
-            for _ in range(_DRAIN_LINES):
-                if (yield lines) is None:
-                    break
+            try:
+                for _ in range(_DRAIN_LINES):
+                    if (yield lines) is None:
+                        break
+            except BackendError:  # the answer is whole: a connection lost now loses nothing
+                pass
             return
         if (event := decoder.end()) is not None and (item := feed(event)) is not None:
             yield item

@@ -208,7 +208,7 @@ class ChatSentiment:
         if not isinstance(item, Mapping):
             raise _Unusable("a result is not an object")
         index, label, score = item.get("index"), item.get("label"), item.get("score")
-        if not isinstance(index, int) or not 0 <= index < len(texts):
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(texts):
             raise _Unusable(f"a result has no valid index: {index!r}")
         if label not in _LABELS:
             raise _Unusable(f"text {index}: {label!r} is not a label")

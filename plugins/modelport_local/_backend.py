@@ -25,6 +25,7 @@ import modelport
 from modelport import JobEvent, JobSpec, JobStatus, TrainingDataset, TrainingJob
 from modelport.datasets import dataset_to_jsonl
 from modelport.errors import BackendError, InvalidRequestError, NotFoundError
+from modelport.logs import get_logger
 
 from . import LocalSettings
 from ._jobs import (
@@ -266,7 +267,7 @@ class LocalTrainer:
         job_id = f"local-{created:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         jobdir = self.root / job_id
         adapter_name = spec.suffix or f"modelport-{job_id.rsplit('-', 1)[-1]}"
-        with self._disk("create the job directory", jobdir):
+        with self._disk("create the job directory", jobdir), _removed_on_failure(jobdir):
             jobdir.mkdir(parents=True)
             shutil.copyfile(training, jobdir / "train.jsonl")
             if validation is not None:
@@ -329,7 +330,18 @@ class LocalTrainer:
             raise BackendError(
                 f"cannot start the trainer: {exc}", backend=self.name, hint=sys.executable
             ) from exc
-        write_text_atomic(jobdir / PID, f"{process.pid}\n")
+        try:
+            write_text_atomic(jobdir / PID, f"{process.pid}\n")
+        except OSError as exc:  # no pid on record: the job could not be followed, so stop it
+            terminate(process.pid, signal.SIGKILL)
+            process.wait()
+            with contextlib.suppress(OSError):
+                update_status(jobdir, status="failed", finished_at=now(), error=str(exc))
+            raise BackendError(
+                f"cannot record the trainer's pid in {jobdir}: {exc.strerror or exc}",
+                backend=self.name,
+                hint="check [backends.local] jobs_dir (it must be a writable directory)",
+            ) from exc
         self._children[job_id] = process
         # Reap the worker when it ends, so it is never left a zombie under this process.
         threading.Thread(target=process.wait, name=f"reap-{job_id}", daemon=True).start()
@@ -367,36 +379,43 @@ class LocalTrainer:
     def _reconcile(self, jobdir: Path) -> dict[str, Any]:
         """``status.json``, with a worker that is gone while the job was active written down
         as failed (with the last error of its log): never "running" forever."""
-        status = read_json(jobdir / STATUS)
+        status = _status(jobdir)
         if status.get("status") not in ACTIVE:
             return status
         job_id = jobdir.name
         pid = self._pid(jobdir)
         if pid is None:
-            created = _time(status.get("created_at"))
+            created = _time(status.get("created_at")) or _time(
+                read_json(jobdir / SPEC).get("created_at")
+            )
             if created and (datetime.now(UTC) - created).total_seconds() < _START_GRACE_S:
                 return status  # being started right now
         elif self._running(job_id, jobdir, pid):
             return status
-        with self._locked(jobdir):
-            status = read_json(jobdir / STATUS)  # it may have finished in the meantime
-            if status.get("status") not in ACTIVE:
-                return status
-            line = last_error(jobdir)
-            who = f"the trainer (pid {pid})" if pid else "the trainer"
-            error = (
-                f"{who} stopped without finishing: {line}"
-                if line
-                else f"{who} stopped without finishing and logged nothing (killed? out of memory?)"
-            )
-            status = update_status(jobdir, status="failed", finished_at=now(), error=error)
-            append_event(jobdir, f"failed: {error}", level="error")
+        failed = {"status": "failed", "finished_at": now(), "error": self._lost(jobdir, pid)}
+        try:
+            with self._locked(jobdir):
+                status = _status(jobdir)  # it may have finished in the meantime
+                if status.get("status") not in ACTIVE:
+                    return status
+                status = update_status(jobdir, **failed)
+                append_event(jobdir, f"failed: {failed['error']}", level="error")
+        except OSError:  # a read-only or full jobs_dir: the failure is reported, unsaved
+            return {**status, **failed}
         return status
+
+    @staticmethod
+    def _lost(jobdir: Path, pid: int | None) -> str:
+        line = last_error(jobdir)
+        who = f"the trainer (pid {pid})" if pid else "the trainer"
+        if line:
+            return f"{who} stopped without finishing: {line}"
+        return f"{who} stopped without finishing and logged nothing (killed? out of memory?)"
 
     def _job(self, jobdir: Path) -> TrainingJob:
         spec = read_json(jobdir / SPEC)
         status = self._reconcile(jobdir)
-        state = JobStatus(status.get("status", "queued"))
+        state = JobStatus(status.get("status") or "queued")
         adapter = status.get("adapter") if state is JobStatus.SUCCEEDED else None
         running = state is JobStatus.RUNNING
         return TrainingJob(
@@ -425,9 +444,20 @@ class LocalTrainer:
             dirs = [d for d in self.root.iterdir() if d.name != "files" and (d / SPEC).is_file()]
         except FileNotFoundError:
             return []
-        created = {d: str(read_json(d / SPEC).get("created_at", "")) for d in dirs}
-        dirs.sort(key=lambda d: (created[d], d.name), reverse=True)
-        return [self._job(d) for d in dirs[: max(limit, 0)]]
+        created: dict[Path, str] = {}
+        for d in dirs:
+            try:
+                created[d] = str(read_json(d / SPEC).get("created_at", ""))
+            except (OSError, ValueError) as exc:  # one damaged job must not hide the others
+                get_logger().warning("local_job_unreadable", job=d.name, error=str(exc))
+        found = sorted(created, key=lambda d: (created[d], d.name), reverse=True)
+        jobs = []
+        for d in found[: max(limit, 0)]:
+            try:
+                jobs.append(self._job(d))
+            except (OSError, ValueError) as exc:
+                get_logger().warning("local_job_unreadable", job=d.name, error=str(exc))
+        return jobs
 
     def cancel_job(self, job_id: str) -> TrainingJob:
         """Stop the worker (SIGTERM to its process group, SIGKILL after ``cancel_timeout_s``)
@@ -436,7 +466,8 @@ class LocalTrainer:
         status = self._reconcile(jobdir)
         if status.get("status") not in ACTIVE:
             raise InvalidRequestError(
-                f"job {job_id} is already {status.get('status')}; there is nothing to cancel",
+                f"job {job_id} is already {status.get('status') or 'gone'}; there is nothing to "
+                "cancel",
                 backend=self.name,
             )
         pid = self._pid(jobdir)
@@ -514,3 +545,23 @@ class LocalTrainer:
                 if note:
                     notes.append(note)
         return notes
+
+
+def _status(jobdir: Path) -> dict[str, Any]:
+    """``status.json``; a job without one (or with a status this plugin does not know) counts
+    as queued, so that a worker that never wrote one is found gone and reported failed."""
+    status = read_json(jobdir / STATUS)
+    if status.get("status") not in {s.value for s in JobStatus}:
+        status = {**status, "status": "queued"}
+    return status
+
+
+@contextlib.contextmanager
+def _removed_on_failure(jobdir: Path) -> Iterator[None]:
+    """Remove a half-made job directory when making it fails (a full disk), so no job is left
+    that was never started."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(jobdir, ignore_errors=True)
+        raise

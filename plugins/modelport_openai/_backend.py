@@ -351,7 +351,7 @@ class OpenAIBackend:
     def _stream(self, request: ChatRequest) -> ItemFlow[StreamDelta]:
         model = yield from self._model(request.model)
         body = self._chat_body(request, model, stream=True)
-        assembler = StreamAssembler(self.name, model)
+        assembler = StreamAssembler(self.name, model, on_error=self.http.event_error)
         yield from self.http.stream(
             Request("POST", "/chat/completions", json=body),
             feed=lambda event: assembler.feed(event.data),

@@ -173,6 +173,8 @@ class Preset:
     description: str
     capabilities: frozenset[Capability]
     model: str
+    #: the model for images when the section names none (else ``model``)
+    vision_model: str | None = None
     api_key_env: str
     require_key: bool
     base_url: str | None
@@ -234,6 +236,7 @@ PRESETS: Mapping[str, Preset] = {
             "fine-tuning (Together's own API)",
             capabilities=_ALL,
             model="meta-llama/Llama-3.3-70B-Instruct-Turbo",
+            vision_model="meta-llama/Llama-4-Scout-17B-16E-Instruct",
             api_key_env="TOGETHER_API_KEY",
             require_key=True,
             base_url="https://api.together.xyz/v1",
@@ -243,6 +246,7 @@ PRESETS: Mapping[str, Preset] = {
             description="Groq's OpenAI-compatible API (open models on LPUs)",
             capabilities=_CHAT_VISION,
             model="llama-3.3-70b-versatile",
+            vision_model="meta-llama/llama-4-scout-17b-16e-instruct",
             api_key_env="GROQ_API_KEY",
             require_key=True,
             base_url="https://api.groq.com/openai/v1",
@@ -253,6 +257,7 @@ PRESETS: Mapping[str, Preset] = {
             description="OpenRouter: many vendors' models behind one OpenAI-compatible API",
             capabilities=_CHAT_VISION,
             model="meta-llama/llama-3.3-70b-instruct",
+            vision_model="meta-llama/llama-4-scout",
             api_key_env="OPENROUTER_API_KEY",
             require_key=True,
             base_url="https://openrouter.ai/api/v1",
@@ -272,6 +277,7 @@ PRESETS: Mapping[str, Preset] = {
             description="Fireworks AI's OpenAI-compatible API (open models)",
             capabilities=_CHAT_VISION,
             model="accounts/fireworks/models/llama-v3p3-70b-instruct",
+            vision_model="accounts/fireworks/models/llama4-scout-instruct-basic",
             api_key_env="FIREWORKS_API_KEY",
             require_key=True,
             base_url="https://api.fireworks.ai/inference/v1",
@@ -411,7 +417,7 @@ def resolve(backend: str, settings: OpenAISettings, env: Mapping[str, str]) -> R
         preset=preset,
         settings=settings,
         model=model,
-        vision_model=settings.vision_model or model,
+        vision_model=settings.vision_model or preset.vision_model or model,
         api_key_env=settings.api_key_env or preset.api_key_env,
         require_key=preset.require_key if settings.require_key is None else settings.require_key,
         base_url=base_url.rstrip("/"),

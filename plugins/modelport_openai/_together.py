@@ -55,16 +55,16 @@ __all__ = [
     "together_job_body",
 ]
 
-#: Together's job statuses and the core's. ``cancel_requested`` counts as cancelled: the job
-#: is stopping and will make no model (the status that follows is ``cancelled``). Unknown
-#: statuses count as running, so waiting goes on.
+#: Together's job statuses and the core's. ``cancel_requested`` still counts as running: a
+#: job asked to stop while it uploads its model may yet finish, so waiting goes on until
+#: ``cancelled`` (or ``completed``). Unknown statuses count as running too.
 TOGETHER_JOB_STATUS: Mapping[str, JobStatus] = {
     "pending": JobStatus.QUEUED,
     "queued": JobStatus.QUEUED,
     "running": JobStatus.RUNNING,
     "compressing": JobStatus.RUNNING,
     "uploading": JobStatus.RUNNING,
-    "cancel_requested": JobStatus.CANCELLED,
+    "cancel_requested": JobStatus.RUNNING,
     "cancelled": JobStatus.CANCELLED,
     "error": JobStatus.FAILED,
     "user_error": JobStatus.FAILED,
@@ -270,6 +270,8 @@ def together_job_body(
     """
     params = dict(spec.hyperparameters)
     body: dict[str, Any] = {"model": spec.base_model, "training_file": spec.training_file}
+    if params.get("from_checkpoint"):  # a job starts from a model or a checkpoint, not both
+        del body["model"]
     if spec.validation_file:
         body["validation_file"] = spec.validation_file
     if spec.suffix:

@@ -10,7 +10,7 @@ import base64
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from fnmatch import fnmatchcase
 from typing import Any, Literal
@@ -319,11 +319,15 @@ class StreamAssembler:
     (which OpenAI sends in a chunk of their own, after the last text) come in one last delta,
     from :meth:`finish`."""
 
-    __slots__ = ("backend", "done", "finish_reason", "model", "usage")
+    __slots__ = ("backend", "done", "finish_reason", "model", "on_error", "usage")
 
-    def __init__(self, backend: str, model: str) -> None:
+    def __init__(
+        self, backend: str, model: str, on_error: Callable[[Any], Exception] | None = None
+    ) -> None:
         self.backend = backend
         self.model = model
+        #: The error for an error chunk (the kit's ``HTTPClient.event_error``).
+        self.on_error = on_error
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.done = False
@@ -346,6 +350,8 @@ class StreamAssembler:
             )
         error = chunk.get("error")
         if error:
+            if self.on_error is not None:
+                raise self.on_error(chunk)
             text = error.get("message") if isinstance(error, Mapping) else str(error)
             raise TransientError(f"the server failed mid-stream: {text}", backend=self.backend)
         self.model = chunk.get("model") or self.model

@@ -427,7 +427,7 @@ def test_without_observers_nothing_is_built_and_a_failing_observer_is_contained(
 def _optional_protocols() -> list[type]:
     import typing
 
-    import modelport.backends as backends
+    from modelport import backends
 
     return [
         value

@@ -189,3 +189,40 @@ def test_twin_makes_the_named_sync_and_async_methods() -> None:
 
     assert asyncio.run(collect()) == [0, 1]
     assert (_Backend.stream.__name__, _Backend.astream.__name__) == ("stream", "astream")
+
+
+def test_entered_contexts_learn_how_the_flow_ended_sync_and_async() -> None:
+    import contextlib
+
+    from modelport.flows import Enter, adrive, drive
+
+    seen: list[str] = []
+
+    @contextlib.contextmanager
+    def transaction() -> Any:
+        try:
+            yield None
+        except ValueError:
+            seen.append("rolled back")
+            raise
+        else:
+            seen.append("committed")
+
+    @contextlib.asynccontextmanager
+    async def atransaction() -> Any:
+        with transaction():
+            yield None
+
+    def flow(fail: bool) -> Any:
+        yield Enter(transaction, atransaction)
+        if fail:
+            raise ValueError("no")
+        return "ok"
+
+    assert drive(flow(False)) == "ok"
+    with pytest.raises(ValueError, match="no"):
+        drive(flow(True))
+    assert asyncio.run(adrive(flow(False))) == "ok"
+    with pytest.raises(ValueError, match="no"):
+        asyncio.run(adrive(flow(True)))
+    assert seen == ["committed", "rolled back", "committed", "rolled back"]

@@ -1257,3 +1257,24 @@ def test_any_bytes_give_events_or_a_modelport_error(
 
 
 FUZZ_BACKEND = Acme(HTTPClient("acme", BASE))
+
+
+def test_a_connection_lost_after_the_finished_item_loses_nothing(
+    mode: Mode, api: respx.MockRouter, acme: Acme
+) -> None:
+    serve(
+        api,
+        "/s",
+        b'{"n": 1, "done": true}\n{"ping": 1}\n',
+        size=8,
+        error=httpx.RemoteProtocolError("peer closed connection"),
+    )
+    items, error = mode.items(
+        acme,
+        Request("POST", "/s"),
+        framing="ndjson",
+        feed=lambda event: event.json(),
+        finished=done,
+    )
+    assert error is None
+    assert items == [{"n": 1, "done": True}]

@@ -89,3 +89,17 @@ def test_a_scaffold_refuses_what_it_cannot_write(tmp_path: Path) -> None:
     assert again.exit_code == 1
     assert "exists already" in again.stderr
     assert "Traceback" not in again.output
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("openai", "the package 'modelport_openai' is installed"),  # a shipped plugin
+        ("azure", "offers a backend named 'azure'"),  # a backend of one
+    ],
+)
+def test_a_scaffold_refuses_a_name_that_is_taken(tmp_path: Path, name: str, why: str) -> None:
+    taken = CliRunner().invoke(cli, ["plugin", "new", name, "-c", "chat", "--dir", str(tmp_path)])
+    assert taken.exit_code == 1
+    assert why in taken.stderr
+    assert list(tmp_path.iterdir()) == []

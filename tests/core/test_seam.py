@@ -259,3 +259,127 @@ def test_the_cli_shows_a_factory_failure_as_one_line() -> None:
     (line,) = result.stderr.splitlines()
     assert "needs the module 'lexicon_kit'" in line
     assert "pip install lexicon_kit" in line
+
+
+# --- found in review -----------------------------------------------------------------------------
+
+
+def test_a_secret_in_a_raw_exception_is_masked_in_the_plugin_error(hub_kind: str) -> None:
+    from modelport.logs import register_secret
+
+    key = "sk-seam-" + "Zq9" * 10
+    register_secret(key)
+    fakes = FakeBackends()
+    _patch(fakes.chat, "complete", _raise(RuntimeError(f"401 for https://x.test/?api_key={key}")))
+    hub = make_hub(hub_kind, fakes, sleep=RecordingSleep())
+    with pytest.raises(PluginError) as caught:
+        hub.ask("hi")
+    assert key not in str(caught.value)
+    assert key not in str(caught.value.__cause__)
+    assert "RuntimeError" in str(caught.value)
+
+
+class ChatAtBuild:
+    """A sentiment backend whose factory asks for the chat backend's name while it is built
+    (the runtime must not deadlock resolving one backend inside another's build)."""
+
+    @hookimpl
+    def modelport_register_backends(self, registry: BackendRegistry) -> None:
+        def build(context: Any) -> object:
+            label = context.chat().name
+
+            class Labelled:
+                def analyze(self, text: str) -> Any:
+                    from modelport import Sentiment
+
+                    return Sentiment("neutral", 0.0, analyzer=label)
+
+            return Labelled()
+
+        registry.add("labelled", build, capabilities=["sentiment"])
+
+
+def test_a_factory_may_resolve_the_chat_backend_while_it_is_built(hub_kind: str) -> None:
+    import threading
+
+    hub = make_hub(
+        hub_kind,
+        FakeBackends(),
+        overrides={"capabilities": {"sentiment": "labelled"}},
+        plugins=[("labelled", ChatAtBuild())],
+    )
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(hub.analyze("hi")), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "resolving the chat backend inside a build deadlocked"
+    assert result[0].analyzer == "fake-chat"
+
+
+def test_a_chat_call_made_for_another_backend_is_retried_once_not_twice() -> None:
+    """chat-sentiment over a chat backend that stays down: the chat call's own retries are
+    the only ones (the sentiment call does not retry them all again)."""
+    import modelport_chatsentiment
+    from modelport.errors import TransientError
+
+    fakes = FakeBackends()
+    calls: list[int] = []
+
+    def down(*args: Any) -> Any:
+        calls.append(1)
+        raise TransientError("503", backend="fake-chat")
+
+    _patch(fakes.chat, "complete", down)
+    hub = make_hub(
+        "sync",
+        fakes,
+        overrides={"capabilities": {"sentiment": "chat-sentiment"}, "retry": {"attempts": 3}},
+        plugins=[("chatsentiment", modelport_chatsentiment)],
+        sleep=RecordingSleep(),
+    )
+    with pytest.raises(TransientError):
+        hub.analyze("hi")
+    assert len(calls) == 3  # the policy's attempts, once: not 3 x 3
+
+
+class SlowSyncChat:
+    """A chat backend with no async methods whose stream waits before each delta."""
+
+    @hookimpl
+    def modelport_register_backends(self, registry: BackendRegistry) -> None:
+        import time
+
+        class Slow:
+            def complete(self, request: Any) -> Reply:
+                return Reply(text="x", model="slow")
+
+            def stream(self, request: Any) -> Iterator[StreamDelta]:
+                yield StreamDelta(text="first", model="slow")
+                time.sleep(0.5)
+                yield StreamDelta(text="late", model="slow")
+                yield StreamDelta(finish_reason="stop", model="slow")
+
+            def models(self) -> list[Any]:
+                return []
+
+        registry.add("slow", lambda context: Slow(), capabilities=["chat"])
+
+
+def test_cancelling_an_async_stream_of_a_sync_backend_is_a_clean_cancellation() -> None:
+    import asyncio
+
+    from modelport.testing import make_test_async_hub
+
+    async def main() -> None:
+        async with make_test_async_hub(
+            FakeBackends(),
+            overrides={"capabilities": {"chat": "slow"}},
+            plugins=[("slow", SlowSyncChat())],
+        ) as hub:
+            stream = await hub.stream("hi")
+            assert (await anext(stream)).text == "first"
+            with pytest.raises(TimeoutError):  # not "ValueError: generator already executing"
+                await asyncio.wait_for(anext(stream), 0.05)
+            await stream.aclose()
+
+    asyncio.run(main())

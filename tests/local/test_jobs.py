@@ -14,7 +14,7 @@ import pytest
 import modelport_local
 from modelport import JobSpec, JobStatus, Message, TrainingDataset, TrainingExample
 from modelport.datasets import load_jsonl
-from modelport.errors import ConfigError, InvalidRequestError, NotFoundError
+from modelport.errors import BackendError, ConfigError, InvalidRequestError, NotFoundError
 from modelport.testing import make_test_hub
 from modelport_local import LocalSettings, LocalTrainer
 from modelport_local import _backend as backend_module
@@ -198,6 +198,58 @@ def test_a_worker_gone_without_a_word_is_failed_too(tmp_path: Path) -> None:
     job = _trainer(tmp_path).get_job("local-silent")
     assert job.status is JobStatus.FAILED
     assert "logged nothing" in (job.error or "")
+
+
+def test_a_job_without_a_status_file_is_failed_not_queued_forever(tmp_path: Path) -> None:
+    jobdir = _fake_job(tmp_path, "local-half", "2026-01-01T00:00:00+00:00", {})
+    (jobdir / "status.json").unlink()  # made before the status was: a full disk, say
+    trainer = _trainer(tmp_path)
+    assert trainer.get_job("local-half").status is JobStatus.FAILED
+    with pytest.raises(InvalidRequestError, match="already failed"):
+        trainer.cancel_job("local-half")
+
+
+def test_a_dead_worker_is_reported_failed_even_when_that_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobdir = _fake_job(tmp_path, "local-ro", "2026-01-01T00:00:00+00:00", {"status": "running"})
+    (jobdir / "pid").write_text(str(_dead_pid()))
+
+    def read_only(*_args: object, **_kwargs: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(backend_module, "update_status", read_only)
+    job = _trainer(tmp_path).get_job("local-ro")
+    assert job.status is JobStatus.FAILED
+    assert "stopped without finishing" in (job.error or "")
+
+
+def test_a_damaged_job_does_not_hide_the_others(tmp_path: Path) -> None:
+    _fake_job(tmp_path, "local-good", "2026-01-01T00:00:00+00:00", {"status": "succeeded"})
+    bad = _fake_job(tmp_path, "local-bad", "2026-02-01T00:00:00+00:00", {"status": "succeeded"})
+    (bad / "spec.json").write_text("{not json")
+    assert [j.id for j in _trainer(tmp_path).list_jobs()] == ["local-good"]
+
+
+def test_a_failed_start_leaves_no_job_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trainer = _trainer(tmp_path)
+    file_id = trainer.upload(_dataset())
+
+    def full_disk(path: Path, data: object) -> None:
+        if path.name == "status.json":
+            raise OSError(28, "No space left on device")
+        write_json(path, data)
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    monkeypatch.setattr(backend_module, "write_json", full_disk)
+    monkeypatch.setattr(backend_module, "missing_stack", list)
+    with pytest.raises(BackendError, match="No space left"):
+        trainer.start(JobSpec(base_model=str(model), training_file=file_id))
+    assert [d.name for d in trainer.root.iterdir() if d.name.startswith("local-")] == []
 
 
 def test_the_last_error_line_is_preferred_to_the_last_line(tmp_path: Path) -> None:

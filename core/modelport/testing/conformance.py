@@ -1150,8 +1150,17 @@ class TrainingConformance(_RemoteConformance):
     def test_a_cancelled_job_says_so(self, backend_object: Any) -> None:
         job = self._started(backend_object)
         cancelled = backend_object.cancel_job(job.id)
-        assert (cancelled.id, cancelled.status) == (job.id, JobStatus.CANCELLED)
-        assert backend_object.get_job(job.id).status is JobStatus.CANCELLED
+        assert cancelled.id == job.id
+        # A vendor that stops a job asynchronously may answer a status that is still active
+        # ("cancel requested" is running); it must say cancelled within a few reads after.
+        assert cancelled.status is JobStatus.CANCELLED or not cancelled.status.is_terminal, (
+            f"cancel_job answered {cancelled.status.value}, expected cancelled (or a status "
+            "still active while the vendor stops the job)"
+        )
+        seen = [backend_object.get_job(job.id).status for _ in range(3)]
+        assert JobStatus.CANCELLED in seen, (
+            f"get_job after cancel_job said {[s.value for s in seen]}, never cancelled"
+        )
 
     def test_events_are_oldest_first(self, backend_object: Any) -> None:
         if not isinstance(backend_object, HasJobEvents):
