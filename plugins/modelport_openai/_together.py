@@ -39,7 +39,7 @@ from modelport.errors import (
 )
 from modelport.flows import Flow, twin
 from modelport.http import HTTPClient, Request
-from modelport.logs import redact, register_secret
+from modelport.logs import get_logger, redact, register_secret
 
 from ._backend import OpenAIBackend
 from ._errors import error_reader
@@ -408,16 +408,30 @@ class TogetherBackend(OpenAIBackend):
         if signature:
             register_secret(signature)  # the signed URL is a credential while it lasts
         try:
-            yield self.storage.send(Request("PUT", location, content=data))
-        except BackendError as exc:
-            exc.hint = _STORAGE_HINT
+            try:
+                yield self.storage.send(Request("PUT", location, content=data))
+            except BackendError as exc:
+                exc.hint = _STORAGE_HINT
+                raise
+            if on_progress is not None:
+                on_progress(len(data), len(data))
+            path = f"/files/{quote(file_id, safe='')}/preprocess"
+            answer = yield self.http.json(Request("POST", path))
+        except BackendError:
+            yield from self._forget(file_id)  # the id Together reserved holds nothing usable
             raise
-        if on_progress is not None:
-            on_progress(len(data), len(data))
-        path = f"/files/{quote(file_id, safe='')}/preprocess"
-        answer = yield self.http.json(Request("POST", path))
         found = answer.get("id") if isinstance(answer, Mapping) else None
         return str(found or file_id)
+
+    def _forget(self, file_id: str) -> Flow[None]:
+        """Delete a file whose upload failed half-way; a failure to is logged, not raised
+        (the upload's own error is the one to see)."""
+        try:
+            yield from self._delete_file(file_id)
+        except BackendError as exc:
+            get_logger().warning(
+                "upload_cleanup_failed", backend=self.name, file_id=file_id, error=str(exc)
+            )
 
     def _delete_file(self, file_id: str) -> Flow[None]:
         """Delete an uploaded file (the hub does, when the job it was for did not start)."""

@@ -261,17 +261,26 @@ def test_a_refused_upload_says_why(api: respx.MockRouter, backend: TogetherBacke
     assert "free trial" in (caught.value.hint or "")
 
 
-def test_a_failed_put_is_the_storage_error(api: respx.MockRouter, backend: TogetherBackend) -> None:
+@pytest.mark.parametrize("cleanup", [200, 500])
+def test_a_failed_put_is_the_storage_error_and_the_reserved_file_is_deleted(
+    api: respx.MockRouter, backend: TogetherBackend, cleanup: int
+) -> None:
     api.post(url("/files")).mock(return_value=redirect())
     api.put(STORAGE).mock(
         return_value=httpx.Response(
             403, content=b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message>"
         )
     )
-    with pytest.raises(Exception, match="HTTP 403") as caught:
+    deleted = api.delete(url("/files/file-1")).mock(
+        return_value=ok({"id": "file-1", "deleted": True})
+        if cleanup == 200
+        else error(500, "try later")
+    )
+    with pytest.raises(Exception, match="HTTP 403") as caught:  # the upload's error, either way
         backend.upload(DATASET)
     assert "5f" * 16 not in str(caught.value)
     assert "storage URL" in (getattr(caught.value, "hint", None) or "")
+    assert deleted.call_count == 1
 
 
 def test_delete_file(api: respx.MockRouter, backend: TogetherBackend) -> None:
