@@ -104,13 +104,24 @@ def _load_base(stack: Mapping[str, Any], path: str, device: str) -> tuple[Any, A
 
 
 def _progress_callback(
-    stack: Mapping[str, Any], jobdir: Path, report: Callable[[str], None]
+    stack: Mapping[str, Any],
+    jobdir: Path,
+    report: Callable[[str], None],
+    cancelled: Callable[[], bool],
+    started: Callable[[], None],
 ) -> Any:
-    """A ``TrainerCallback`` writing each step into ``status.json`` and ``events.jsonl``."""
+    """A ``TrainerCallback`` writing each step into ``status.json`` and ``events.jsonl``, and
+    stopping the training at the end of the step a cancel arrived in."""
     base = stack["transformers"].TrainerCallback
     clock: dict[str, float] = {}
 
+    def on_step_end(self: Any, args: Any, state: Any, control: Any, **_: Any) -> Any:
+        if cancelled():
+            control.should_training_stop = True
+        return control
+
     def on_train_begin(self: Any, args: Any, state: Any, control: Any, **_: Any) -> None:
+        started()
         clock["start"] = time.monotonic()
         update_status(jobdir, step=0, total_steps=int(state.max_steps))
         report(f"training: {state.max_steps} steps")
@@ -137,12 +148,22 @@ def _progress_callback(
             seconds_left=left,
         )
 
-    cls = type("ModelportProgress", (base,), {"on_train_begin": on_train_begin, "on_log": on_log})
+    methods = {"on_train_begin": on_train_begin, "on_log": on_log, "on_step_end": on_step_end}
+    cls = type("ModelportProgress", (base,), methods)
     return cls()
 
 
-def train(jobdir: Path, spec: Mapping[str, Any], report: Callable[[str], None]) -> dict[str, Any]:
-    """Train the job in ``jobdir`` as ``spec`` says; return the artifacts (paths by name)."""
+def train(
+    jobdir: Path,
+    spec: Mapping[str, Any],
+    report: Callable[[str], None],
+    *,
+    cancelled: Callable[[], bool] = lambda: False,
+    started: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """Train the job in ``jobdir`` as ``spec`` says; return the artifacts (paths by name), or
+    nothing when ``cancelled()`` said so during the training (which then stops at the end of
+    its step; ``started()`` is called when the steps begin)."""
     config: Mapping[str, Any] = spec["config"]
     stack = load_stack()
     torch = stack["torch"]
@@ -205,9 +226,11 @@ def train(jobdir: Path, spec: Mapping[str, Any], report: Callable[[str], None]) 
         eval_dataset=eval_data,
         processing_class=tokenizer,
         peft_config=lora,
-        callbacks=[_progress_callback(stack, jobdir, report)],
+        callbacks=[_progress_callback(stack, jobdir, report, cancelled, started)],
     )
     trainer.train()
+    if cancelled():
+        return {}
     if eval_data is not None:
         metrics = trainer.evaluate()
         if "eval_loss" in metrics:

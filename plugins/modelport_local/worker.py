@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from types import FrameType
@@ -25,9 +26,18 @@ class Cancelled(BaseException):
     swallows it)."""
 
 
+#: Set by SIGTERM. Training checks it after every step and stops there (an exception raised
+#: from a signal handler in the middle of a library's loop may be swallowed by it).
+CANCELLED = threading.Event()
+#: Set once training steps run: from then on, a cancel waits for the step to end.
+TRAINING = threading.Event()
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough while we write the status
-    raise Cancelled
+    CANCELLED.set()
+    if not TRAINING.is_set():  # loading the model: stop right here
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough while we write the status
+        raise Cancelled
 
 
 def _peak_rss_mb() -> float:
@@ -59,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         from ._train import apply_environment, train
 
         apply_environment()
-        files = train(jobdir, spec, report)
+        files = train(jobdir, spec, report, cancelled=CANCELLED.is_set, started=TRAINING.set)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # done: a late cancel changes nothing
+        if CANCELLED.is_set():  # training stopped at the step the cancel arrived in
+            raise Cancelled
         update_status(
             jobdir,
             status="succeeded",
