@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 from hypothesis import HealthCheck, settings
 
 from modelport import AsyncHub, Hub
@@ -124,3 +125,26 @@ def make_hub(kind: str, *args: Any, **kwargs: Any) -> Any:
         hub: Hub = make_test_hub(*args, **kwargs)
         return hub
     return AsyncHubView(make_test_async_hub(*args, **kwargs))
+
+
+class CutStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body that sends ``parts`` and then loses the connection."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = [p.encode() for p in parts]
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.parts
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self.parts:
+            yield part
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+
+def cut_sse(*events: str) -> httpx.Response:
+    """A server-sent-event stream that sends ``events`` and then loses the connection."""
+    return httpx.Response(
+        200, stream=CutStream(*events), headers={"content-type": "text/event-stream"}
+    )

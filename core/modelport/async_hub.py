@@ -296,6 +296,10 @@ class AsyncHub(_HubBase):
         """See :meth:`modelport.Hub.jobs`."""
         return await self._do(self._ops.jobs())
 
+    async def job_record(self, job_id: str) -> JobRecord | None:
+        """See :meth:`modelport.Hub.job_record`."""
+        return await self._do(self._ops.record(job_id))
+
     async def remote_jobs(self, *, limit: int = 20) -> tuple[TrainingJob, ...]:
         """See :meth:`modelport.Hub.remote_jobs`."""
         return await self._do(self._ops.remote_jobs(limit=limit))

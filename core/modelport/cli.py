@@ -975,7 +975,7 @@ def jobs_show(state: CliState, job_id: str, as_json: bool) -> None:
     job = hub.job(job_id)
     events = hub.job_events(job_id)
     try:
-        record = next((r for r in hub.jobs() if r.job_id == job_id), None)
+        record = hub.job_record(job_id)
     except ModelportError:  # no storage: the backend's view is still worth showing
         record = None
     serving = hub.serving_notes(job) if job.status is JobStatus.SUCCEEDED else ()

@@ -433,6 +433,10 @@ class Hub(_HubBase):
         """Every job recorded in the store (works offline)."""
         return self._do(self._ops.jobs())
 
+    def job_record(self, job_id: str) -> JobRecord | None:
+        """The store's record of job ``job_id`` (``None`` when it keeps none; offline)."""
+        return self._do(self._ops.record(job_id))
+
     def remote_jobs(self, *, limit: int = 20) -> tuple[TrainingJob, ...]:
         """The jobs the training backend knows of."""
         return self._do(self._ops.remote_jobs(limit=limit))

@@ -28,11 +28,27 @@ from .types import Evidence, Sentiment, SentimentLabel
 if TYPE_CHECKING:
     from .backends import BackendContext
 
-__all__ = ["NEGATORS", "ScoringAnalyzer", "SentimentSettings", "verdict", "weigh_words"]
+__all__ = ["NEGATORS", "ScoringAnalyzer", "SentimentSettings", "agrees", "verdict", "weigh_words"]
+
+#: The furthest from 0 a neutral text's score may be (the sentiment contract).
+NEUTRAL_BAND = 0.5
+
+
+def agrees(label: SentimentLabel, score: float) -> bool:
+    """Whether a sentiment's ``label`` and ``score`` agree, as the sentiment contract asks:
+    positive needs a score above 0, negative below 0, neutral one within [-0.5, 0.5]; mixed
+    takes any score. :func:`verdict` always gives a label that agrees."""
+    if label is SentimentLabel.POSITIVE:
+        return score > 0
+    if label is SentimentLabel.NEGATIVE:
+        return score < 0
+    if label is SentimentLabel.NEUTRAL:
+        return -NEUTRAL_BAND <= score <= NEUTRAL_BAND
+    return True
 
 
 def _threshold(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not 0 < value <= 0.5:
+    if not 0 < value <= NEUTRAL_BAND:
         raise ValueError(f"'{attribute.name}' must be in (0, 0.5]: {value!r}")
 
 

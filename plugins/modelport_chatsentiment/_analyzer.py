@@ -22,6 +22,7 @@ from modelport import (
     SentimentLabel,
 )
 from modelport.errors import ResponseError
+from modelport.sentiment import agrees
 
 __all__ = ["SCHEMA", "ChatSentiment", "ChatSentimentSettings"]
 
@@ -70,17 +71,6 @@ _SYSTEM = (
     "short phrases, copied exactly from the text, that decided it, each with a weight from -1 "
     "to 1. Negation and irony change a phrase's sign: 'not good' is negative."
 )
-
-
-def _agrees(label: SentimentLabel, score: float) -> bool:
-    """Whether ``score`` is one ``label`` allows (the answer's two must agree)."""
-    if label is SentimentLabel.POSITIVE:
-        return score > 0
-    if label is SentimentLabel.NEGATIVE:
-        return score < 0
-    if label is SentimentLabel.NEUTRAL:
-        return -0.5 <= score <= 0.5
-    return True
 
 
 @attrs.frozen(kw_only=True)
@@ -215,7 +205,7 @@ class ChatSentiment:
         if not _number(score) or not -1 <= score <= 1:
             raise _Unusable(f"text {index}: the score {score!r} is not a number in [-1, 1]")
         kind = SentimentLabel(label)
-        if not _agrees(kind, score):
+        if not agrees(kind, score):
             raise _Unusable(f"text {index}: the label {label} and the score {score} disagree")
         text = texts[index].casefold()
         evidence = [

@@ -20,12 +20,12 @@ from modelport.errors import (
     TransientError,
 )
 
+from ..support import cut_sse
 from .conftest import (
     KEY,
     MODEL,
     MakeAsyncHub,
     MakeHub,
-    cut_sse,
     error,
     event,
     message_end,

@@ -291,6 +291,15 @@ def test_cancel_and_remote_jobs(fakes: FakeBackends, hub_kind: str) -> None:
     assert [j.id for j in hub.remote_jobs()] == [job.id]
 
 
+def test_one_job_record_is_read_by_its_id(fakes: FakeBackends, hub_kind: str) -> None:
+    hub = make_hub(hub_kind, fakes)
+    job = hub.train(dataset(), base_model="base", description="by id")
+    record = hub.job_record(job.id)
+    assert record is not None
+    assert (record.job_id, record.description) == (job.id, "by id")
+    assert hub.job_record("no-such-job") is None
+
+
 def test_wait_gives_up_after_the_timeout_and_says_how_to_resume(
     fakes: FakeBackends, hub_kind: str
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -106,28 +106,6 @@ def event(body: Any) -> str:
 def sse(*events: str) -> httpx.Response:
     return httpx.Response(
         200, content="".join(events).encode(), headers={"content-type": "text/event-stream"}
-    )
-
-
-class CutStream(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A response body that sends ``parts`` and then loses the connection."""
-
-    def __init__(self, *parts: str) -> None:
-        self.parts = [p.encode() for p in parts]
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self.parts
-        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for part in self.parts:
-            yield part
-        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
-
-
-def cut_sse(*events: str) -> httpx.Response:
-    return httpx.Response(
-        200, stream=CutStream(*events), headers={"content-type": "text/event-stream"}
     )
 
 

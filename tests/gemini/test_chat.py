@@ -22,6 +22,7 @@ from modelport.errors import (
     TransientError,
 )
 
+from ..support import cut_sse
 from .conftest import (
     BASE,
     GENERATE,
@@ -33,7 +34,6 @@ from .conftest import (
     answer,
     blocked_prompt,
     chunk,
-    cut_sse,
     event,
     no_key_in_urls,
     ok,

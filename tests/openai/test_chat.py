@@ -18,6 +18,7 @@ from modelport.errors import (
     TransientError,
 )
 
+from ..support import cut_sse
 from .conftest import (
     BASE,
     KEY,
@@ -27,7 +28,6 @@ from .conftest import (
     OnLoop,
     chunk,
     completion,
-    cut_sse,
     ok,
     sent,
     sse,

@@ -85,6 +85,7 @@ from ..errors import (
     TransientError,
 )
 from ..hub import Hub
+from ..sentiment import agrees
 from ..types import (
     Capability,
     ChatOptions,
@@ -733,7 +734,7 @@ class SentimentConformance(_Conformance):
         )  # fmt: skip
         for text in texts:
             result = backend_object.analyze(text)
-            assert _label_agrees(result.label, result.score), (
+            assert agrees(result.label, result.score), (
                 f"{text[:40]!r}: label {result.label.value} with score {result.score} "
                 "(positive needs a score above 0, negative below 0, neutral within [-0.5, 0.5])"
             )
@@ -771,18 +772,6 @@ class SentimentConformance(_Conformance):
                 f"{key} = {one!r} and {key} = {other!r} give the same result for {text!r} "
                 f"({results[0].label.value}, {results[0].score}): the setting is ignored"
             )
-
-
-def _label_agrees(label: SentimentLabel, score: float) -> bool:
-    """Whether a sentiment's ``label`` and ``score`` agree: positive needs a score above 0,
-    negative below 0, neutral one within [-0.5, 0.5]; mixed takes any score."""
-    if label is SentimentLabel.POSITIVE:
-        return score > 0
-    if label is SentimentLabel.NEGATIVE:
-        return score < 0
-    if label is SentimentLabel.NEUTRAL:
-        return -0.5 <= score <= 0.5
-    return True
 
 
 # --- chat --------------------------------------------------------------------------------------
